@@ -1,0 +1,43 @@
+"""The fixed set of scripts, with the contract each one states in its header.
+
+The manifest (lua/manifest.json) is generated from this list, so other languages can find each
+script's file, SHA and arity without parsing Lua.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    name: str
+    read_only: bool
+    keys: str
+    argv: str
+    reply: str
+
+
+SCRIPTS: tuple[ScriptSpec, ...] = (
+    ScriptSpec(
+        name="read",
+        read_only=True,
+        keys="N*G: one entity key per entity row and key group, row-major",
+        argv="3 + 3*T + 2*F: G, T, T x (field, group, max_age_us), F, F x (table, slot)",
+        reply="msgpack [now_us, statuses bin N*F, event_ts bin 8*N*T, values array N*F]",
+    ),
+    ScriptSpec(
+        name="write",
+        read_only=False,
+        keys="N: one entity key per row",
+        argv="2 + N: field, key_ttl_ms, N packed rows",
+        reply="[written, skipped]",
+    ),
+    ScriptSpec(
+        name="registry_put",
+        read_only=False,
+        keys="1: the project's registry key",
+        argv="2: expected version, JSON document",
+        reply="the new version",
+    ),
+)

@@ -1,0 +1,61 @@
+"""Numbers and markers shared by the Python client and the Lua scripts.
+
+They are defined once, here, and rendered into the templates, so the two sides cannot drift.
+Changing any of them changes the scripts' SHAs and the documented protocol (docs/PROTOCOL.md).
+"""
+
+from __future__ import annotations
+
+# FieldStatus numbers, as in Feast's ServingService.proto.
+STATUS_INVALID = 0
+STATUS_PRESENT = 1
+STATUS_NULL_VALUE = 2
+STATUS_NOT_FOUND = 3
+STATUS_OUTSIDE_MAX_AGE = 4
+
+# A stored null is the one-byte msgpack nil, so the read script tells it apart from a present
+# value by comparing bytes, without decoding anything.
+MSGPACK_NIL = 0xC0
+
+# Every key starts with "{}": an empty hash tag, which makes Redis Cluster hash the whole key, so a
+# "{" inside a user's value can never pick the slot.
+KEY_PREFIX = b"{}fl:"
+REGISTRY_KEY_PREFIX = b"{}fl:registry:"
+
+# Registry hash fields.
+REGISTRY_FIELD_VERSION = "version"
+REGISTRY_FIELD_DOC = "doc"
+REGISTRY_FORMAT = 1
+
+# Packed row (one hash field per feature table), see docs/PROTOCOL.md:
+#   u8 format | i64 event_ts_us | i64 created_ts_us | u16 slot count | end offsets | values
+# The format byte also says how wide the end offsets are.
+ROW_FORMAT_U16 = 1
+ROW_FORMAT_U32 = 2
+ROW_HEADER_SIZE = 19
+MAX_SLOTS = 65535
+
+# Error codes, the first word of the scripts' error replies.
+ERR_BADREQUEST = "BADREQUEST"
+ERR_BADROW = "BADROW"
+ERR_CONFLICT = "CONFLICT"
+
+
+def template_context() -> dict[str, object]:
+    """Everything the templates may use; nothing user-supplied ever goes in here."""
+    return {
+        "STATUS_PRESENT": STATUS_PRESENT,
+        "STATUS_NULL_VALUE": STATUS_NULL_VALUE,
+        "STATUS_NOT_FOUND": STATUS_NOT_FOUND,
+        "STATUS_OUTSIDE_MAX_AGE": STATUS_OUTSIDE_MAX_AGE,
+        "MSGPACK_NIL": MSGPACK_NIL,
+        "REGISTRY_FIELD_VERSION": REGISTRY_FIELD_VERSION,
+        "REGISTRY_FIELD_DOC": REGISTRY_FIELD_DOC,
+        "REGISTRY_FORMAT": REGISTRY_FORMAT,
+        "ROW_FORMAT_U16": ROW_FORMAT_U16,
+        "ROW_FORMAT_U32": ROW_FORMAT_U32,
+        "ROW_HEADER_SIZE": ROW_HEADER_SIZE,
+        "ERR_BADREQUEST": ERR_BADREQUEST,
+        "ERR_BADROW": ERR_BADROW,
+        "ERR_CONFLICT": ERR_CONFLICT,
+    }

@@ -1,0 +1,161 @@
+#!lua flags=no-writes
+--[[
+feast-lua read: the feature values, statuses and event timestamps of many entity rows, atomically.
+
+KEYS    N*G entity hash keys, row-major: KEYS[(r-1)*G + g] is entity row r's key in key group g.
+        A key group is one set of join keys; tables over the same entities share a group.
+ARGV    [1]        G, key groups per row (>= 1)
+        [2]        T, feature tables in the request (>= 1)
+        [3 .. 2+3T] T triples: table field name, key group g (1..G), max age in us (0 = no limit)
+        [3+3T]     F, feature refs in the request (>= 1)
+        [4+3T ..]  F pairs: table index t (1..T), slot (0-based position in the packed row)
+Reply   one msgpack array of 4, cells row-major (row r, ref f at (r-1)*F + f):
+        [1] now_us      int: the server clock (TIME) the statuses were computed against
+        [2] statuses    bin of N*F bytes, one FieldStatus number per cell:
+                        3 NOT_FOUND, then 4 OUTSIDE_MAX_AGE, then 2 NULL_VALUE, else 1 PRESENT
+        [3] event_ts    bin of N*T big-endian i64 microseconds, row-major; 0 where no row is stored
+        [4] values      array of N*F msgpack values, nil unless the cell is PRESENT
+Errors  BADREQUEST <why>     ARGV malformed, or #KEYS not a multiple of G
+        BADROW <i>           KEYS[i] holds a packed row that is malformed
+]]
+-- The server clock in microseconds since the epoch; exact in a Lua double until the year 2255.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function bad_request(why)
+  return redis.error_reply('BADREQUEST ' .. why)
+end
+-- A non-negative integer from ARGV, or nil when the argument is missing or not one.
+local function argv_count(i)
+  local n = tonumber(ARGV[i])
+  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
+  return n
+end
+-- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and
+-- the 0-based position where the values start, or nil when the header is malformed.
+local function row_header(row)
+  if #row < 19 then return nil end
+  local fmt, ev, cr, n = struct.unpack('>Bi8i8I2', row)
+  local w
+  if fmt == 1 then w = 2 elseif fmt == 2 then w = 4 else return nil end
+  local vstart = 19 + n * w
+  if #row < vstart then return nil end
+  return ev, cr, n, w, vstart
+end
+-- The msgpack bytes of one slot (0-based) of a packed row whose header row_header() parsed, or
+-- nil when its end offsets point outside the row.
+local OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
+local OFFSET_PAIR_FMT = { [2] = '>I2I2', [4] = '>I4I4' }
+local function slot_value(row, slot, w, vstart)
+  local b, e
+  if slot == 0 then
+    b = 0
+    e = struct.unpack(OFFSET_FMT[w], row, 19 + 1)
+  else
+    b, e = struct.unpack(OFFSET_PAIR_FMT[w], row, 19 + 1 + (slot - 1) * w)
+  end
+  if e < b or vstart + e > #row then return nil end
+  return string.sub(row, vstart + b + 1, vstart + e)
+end
+-- msgpack framing for replies spliced together from stored msgpack bytes.
+local function mp_array_header(n)
+  if n < 16 then return string.char(0x90 + n) end
+  if n < 65536 then return struct.pack('>BI2', 0xdc, n) end
+  return struct.pack('>BI4', 0xdd, n)
+end
+local function mp_bin_header(n)
+  if n < 256 then return struct.pack('>BB', 0xc4, n) end
+  if n < 65536 then return struct.pack('>BI2', 0xc5, n) end
+  return struct.pack('>BI4', 0xc6, n)
+end
+local function mp_int64(n)
+  return struct.pack('>Bi8', 0xd3, n)
+end
+
+local G = argv_count(1)
+local T = argv_count(2)
+if not G or G < 1 then return bad_request('ARGV[1] (key groups) must be an integer >= 1') end
+if not T or T < 1 then return bad_request('ARGV[2] (tables) must be an integer >= 1') end
+local F = argv_count(3 + 3 * T)
+if not F or F < 1 then return bad_request('ARGV[' .. (3 + 3 * T) .. '] (refs) must be an integer >= 1') end
+if #ARGV ~= 3 + 3 * T + 2 * F then
+  return bad_request('expected ' .. (3 + 3 * T + 2 * F) .. ' ARGV for ' .. T .. ' tables and ' .. F .. ' refs, got ' .. #ARGV)
+end
+if #KEYS % G ~= 0 then return bad_request(#KEYS .. ' KEYS is not a multiple of ' .. G .. ' key groups') end
+
+-- Per table: its field, its key group, its max age. Per key group: the fields to HMGET.
+local field, max_age, group_of, group_fields, group_tables = {}, {}, {}, {}, {}
+for g = 1, G do group_fields[g] = {}; group_tables[g] = {} end
+for t = 1, T do
+  local base = 2 + 3 * (t - 1)
+  local g, age = argv_count(base + 2), argv_count(base + 3)
+  if not g or g < 1 or g > G then return bad_request('table ' .. t .. ': key group must be in 1..' .. G) end
+  if not age then return bad_request('table ' .. t .. ': max age must be an integer >= 0') end
+  field[t], max_age[t], group_of[t] = ARGV[base + 1], age, g
+  table.insert(group_fields[g], field[t])
+  table.insert(group_tables[g], t)
+end
+local ref_table, ref_slot = {}, {}
+for f = 1, F do
+  local base = 3 + 3 * T + 2 * (f - 1)
+  local t, slot = argv_count(base + 1), argv_count(base + 2)
+  if not t or t < 1 or t > T then return bad_request('ref ' .. f .. ': table index must be in 1..' .. T) end
+  if not slot then return bad_request('ref ' .. f .. ': slot must be an integer >= 0') end
+  ref_table[f], ref_slot[f] = t, slot
+end
+
+local NOT_FOUND = string.char(3)
+local OUTSIDE_MAX_AGE = string.char(4)
+local NULL_VALUE = string.char(2)
+local PRESENT = string.char(1)
+local NIL = string.char(192)
+local NO_TS = string.rep('\0', 8)
+
+local now = now_us()
+local N = #KEYS / G
+local statuses, stamps, values = {}, {}, {}
+local row, width, vstart, nslots, fresh = {}, {}, {}, {}, {}
+
+for r = 0, N - 1 do
+  for g = 1, G do
+    local key_index = r * G + g
+    local got = redis.call('HMGET', KEYS[key_index], unpack(group_fields[g]))
+    for i, t in ipairs(group_tables[g]) do
+      local packed = got[i]
+      if packed then
+        local ev, _, n, w, vs = row_header(packed)
+        if not ev then return redis.error_reply('BADROW ' .. key_index) end
+        row[t], width[t], vstart[t], nslots[t] = packed, w, vs, n
+        fresh[t] = max_age[t] == 0 or now - ev <= max_age[t]
+        stamps[r * T + t] = string.sub(packed, 2, 9)
+      else
+        row[t] = false
+        stamps[r * T + t] = NO_TS
+      end
+    end
+  end
+  for f = 1, F do
+    local t, slot = ref_table[f], ref_slot[f]
+    local packed = row[t]
+    local status, value = NOT_FOUND, NIL
+    if packed and slot < nslots[t] then
+      if not fresh[t] then
+        status = OUTSIDE_MAX_AGE
+      else
+        local v = slot_value(packed, slot, width[t], vstart[t])
+        if not v then return redis.error_reply('BADROW ' .. (r * G + group_of[t])) end
+        if v == NIL then status = NULL_VALUE else status, value = PRESENT, v end
+      end
+    end
+    statuses[#statuses + 1] = status
+    values[#values + 1] = value
+  end
+end
+
+local status_bytes = table.concat(statuses)
+local stamp_bytes = table.concat(stamps)
+return string.char(0x94) .. mp_int64(now)
+  .. mp_bin_header(#status_bytes) .. status_bytes
+  .. mp_bin_header(#stamp_bytes) .. stamp_bytes
+  .. mp_array_header(N * F) .. table.concat(values)

@@ -1,0 +1,77 @@
+#!lua
+--[[
+feast-lua write: store many rows of one feature table atomically, newest-wins.
+
+KEYS    N entity hash keys, KEYS[i] for row i (a key may repeat; rows apply in order)
+ARGV    [1]        the table's field name inside each hash
+        [2]        key TTL in milliseconds; 0 leaves each key's TTL as it is
+        [3 .. 2+N] N packed rows, ARGV[2+i] for KEYS[i] (docs/PROTOCOL.md, "Packed row")
+Reply   array of 2 integers: {rows written, rows skipped as not newer}
+        A row is written when its event timestamp is later than the stored row's, or equal with a
+        later created timestamp. Otherwise the stored row stays, so a replay changes nothing.
+        A written row refreshes its key's TTL when ARGV[2] > 0.
+Errors  BADREQUEST <why>     #ARGV ~= 2 + #KEYS, or a bad TTL
+        BADROW <i>           packed row i is malformed; nothing was written
+]]
+local function bad_request(why)
+  return redis.error_reply('BADREQUEST ' .. why)
+end
+-- A non-negative integer from ARGV, or nil when the argument is missing or not one.
+local function argv_count(i)
+  local n = tonumber(ARGV[i])
+  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
+  return n
+end
+-- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and
+-- the 0-based position where the values start, or nil when the header is malformed.
+local function row_header(row)
+  if #row < 19 then return nil end
+  local fmt, ev, cr, n = struct.unpack('>Bi8i8I2', row)
+  local w
+  if fmt == 1 then w = 2 elseif fmt == 2 then w = 4 else return nil end
+  local vstart = 19 + n * w
+  if #row < vstart then return nil end
+  return ev, cr, n, w, vstart
+end
+
+local N = #KEYS
+if #ARGV ~= 2 + N then return bad_request('expected ' .. (2 + N) .. ' ARGV for ' .. N .. ' KEYS, got ' .. #ARGV) end
+local field = ARGV[1]
+local ttl = argv_count(2)
+if not ttl then return bad_request('ARGV[2] (key TTL ms) must be an integer >= 0') end
+
+-- Validate every row before writing any, so a bad row leaves Redis untouched.
+local offset_fmt = { [2] = '>I2', [4] = '>I4' }
+local event, created = {}, {}
+for i = 1, N do
+  local row = ARGV[2 + i]
+  local ev, cr, n, w, vstart = row_header(row)
+  if not ev then return redis.error_reply('BADROW ' .. i) end
+  local prev = 0
+  for s = 0, n - 1 do
+    local e = struct.unpack(offset_fmt[w], row, 19 + 1 + s * w)
+    if e < prev then return redis.error_reply('BADROW ' .. i) end
+    prev = e
+  end
+  if vstart + prev ~= #row then return redis.error_reply('BADROW ' .. i) end
+  event[i], created[i] = ev, cr
+end
+
+local written, skipped = 0, 0
+for i = 1, N do
+  local stored = redis.call('HGET', KEYS[i], field)
+  local newer = true
+  if stored then
+    local ev, cr = row_header(stored)
+    -- A malformed stored row can only be repaired by overwriting it.
+    if ev then newer = event[i] > ev or (event[i] == ev and created[i] > cr) end
+  end
+  if newer then
+    redis.call('HSET', KEYS[i], field, ARGV[2 + i])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
+    written = written + 1
+  else
+    skipped = skipped + 1
+  end
+end
+return { written, skipped }
