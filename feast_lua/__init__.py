@@ -1,0 +1,49 @@
+"""feast-lua: Feast-style online feature serving inside Redis, one atomic EVALSHA per request."""
+
+from .client import Client
+from .errors import (
+    ConfigurationError,
+    EntityRowError,
+    FeastLuaError,
+    InvalidFeatureRefError,
+    RedisUnavailableError,
+    RegistryConflictError,
+    RowError,
+    SchemaError,
+    ScriptError,
+    UnknownFeatureError,
+    UnknownProjectError,
+    UnknownTableError,
+    ValueTypeError,
+)
+from .response import FieldValues, GetOnlineFeaturesResponse, OnlineResponse
+from .schema import Entity, Feature, FeatureTable
+from .types import FieldStatus, ValueType
+from .write import WriteResult
+
+__all__ = [
+    "Client",
+    "ConfigurationError",
+    "Entity",
+    "EntityRowError",
+    "FeastLuaError",
+    "Feature",
+    "FeatureTable",
+    "FieldStatus",
+    "FieldValues",
+    "GetOnlineFeaturesResponse",
+    "InvalidFeatureRefError",
+    "OnlineResponse",
+    "RedisUnavailableError",
+    "RegistryConflictError",
+    "RowError",
+    "SchemaError",
+    "ScriptError",
+    "UnknownFeatureError",
+    "UnknownProjectError",
+    "UnknownTableError",
+    "ValueType",
+    "ValueTypeError",
+    "WriteResult",
+]
+__version__ = "0.1.0"

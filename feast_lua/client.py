@@ -1,0 +1,170 @@
+"""The synchronous client: Feast's online-serving API over the feast-lua scripts.
+
+A read is one straight line: ref parsing (refs) -> key encoding (keys, request) -> EVALSHA
+(loader) -> the read script (lua/read.lua) -> reply decoding (response).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+
+import redis
+
+from .errors import ConfigurationError, UnknownFeatureError, UnknownTableError
+from .loader import ScriptLoader
+from .refs import parse_refs
+from .registry import ProjectRegistry, to_feature_table
+from .registry_store import RegistryStore
+from .request import plan_read
+from .response import GetOnlineFeaturesResponse
+from .schema import Entity, FeatureTable, check_name
+from .write import WriteResult, plan_write
+
+DEFAULT_PROJECT = "default"
+# Cells (entity rows x refs) per read script call. At this size a call stays within a few tens of
+# milliseconds on a 2-core machine (docs/PERFORMANCE.md), so other clients are never held up long.
+DEFAULT_MAX_CELLS_PER_CALL = 50_000
+DEFAULT_MAX_ROWS_PER_WRITE = 2_000
+
+
+class Client:
+    """Feast-style online features from Redis, one atomic script call per request (or per chunk).
+
+    Pass a URL, host/port, or a ready `redis.Redis`. Replies are binary, so a redis-py client
+    made with decode_responses=True is refused.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        db: int = 0,
+        password: str | None = None,
+        redis: redis.Redis | None = None,
+        project: str = DEFAULT_PROJECT,
+        max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
+        max_rows_per_write: int = DEFAULT_MAX_ROWS_PER_WRITE,
+        registry_ttl: float = 1.0,
+        socket_timeout: float | None = 5.0,
+        socket_connect_timeout: float | None = 5.0,
+    ):
+        if sum(x is not None for x in (url, redis, host or port)) > 1:
+            raise ConfigurationError("pass one of url, host/port or redis, not several")
+        if redis is None:
+            redis = _connect(url, host, port, db, password, socket_timeout, socket_connect_timeout)
+        if redis.get_connection_kwargs().get("decode_responses"):
+            raise ConfigurationError(
+                "the redis client was made with decode_responses=True; feast-lua replies are"
+                " binary msgpack, so pass a client with decode_responses=False"
+            )
+        for name, value in (("max_cells_per_call", max_cells_per_call),
+                            ("max_rows_per_write", max_rows_per_write)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        self.redis = redis
+        self.project = check_name("project", project)
+        self.max_cells_per_call = max_cells_per_call
+        self.max_rows_per_write = max_rows_per_write
+        self.loader = ScriptLoader(redis)
+        self.registry = RegistryStore(redis, self.loader, registry_ttl)
+
+    def get_online_features(
+        self,
+        feature_refs: Sequence[str],
+        entity_rows: Sequence[Mapping[str, object]],
+        project: str | None = None,
+        max_age: Mapping[str, timedelta] | None = None,
+    ) -> GetOnlineFeaturesResponse:
+        """The latest values of `feature_refs` for each entity row, with statuses.
+
+        `max_age` overrides tables' max ages for this call, e.g. {"driver_trips": timedelta(hours=1)};
+        timedelta(0) lifts the limit.
+        """
+        refs = parse_refs(feature_refs)
+        project = self._project(project)
+        registry = self.registry.get(project)
+        try:
+            plan = plan_read(registry, refs, entity_rows, max_age)
+        except (UnknownTableError, UnknownFeatureError):
+            # Another client may have applied the table since this one cached the registry.
+            plan = plan_read(self.registry.get(project, refresh=True), refs, entity_rows, max_age)
+        replies = self.loader.call_many("read", plan.calls(self.max_cells_per_call))
+        return GetOnlineFeaturesResponse(plan, replies)
+
+    def apply(
+        self, objects: Iterable[Entity | FeatureTable] | Entity | FeatureTable,
+        project: str | None = None,
+    ) -> ProjectRegistry:
+        """Registers entities and feature tables; re-applying a table updates it in place."""
+        if isinstance(objects, (Entity, FeatureTable)):
+            objects = [objects]
+        return self.registry.apply(self._project(project), objects)
+
+    def write_rows(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, object]],
+        project: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> WriteResult:
+        """Writes rows newest-wins: a row not newer than the stored one is skipped, inside Redis.
+
+        Each row holds the table's join keys, every feature (None for a null), `event_timestamp`
+        (a datetime; naive means UTC) and optionally `created_timestamp`, which breaks ties.
+        `ttl` sets an expiry on each written key. Rows go in calls of max_rows_per_write, each
+        atomic; all rows are validated before the first call.
+        """
+        project = self._project(project)
+        spec = self._table(project, table)
+        plan = plan_write(self.registry.get(project), spec, rows)
+        ttl_ms = _ttl_ms(ttl)
+        replies = self.loader.call_many("write", plan.calls(self.max_rows_per_write, ttl_ms))
+        return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
+
+    def get_feature_table(self, name: str, project: str | None = None) -> FeatureTable:
+        return to_feature_table(self._table(self._project(project), name))
+
+    def list_feature_tables(self, project: str | None = None) -> list[FeatureTable]:
+        registry = self.registry.get(self._project(project), refresh=True)
+        return [to_feature_table(t) for t in registry.tables.values()]
+
+    def list_entities(self, project: str | None = None) -> list[Entity]:
+        return list(self.registry.get(self._project(project), refresh=True).entities.values())
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _project(self, project: str | None) -> str:
+        return self.project if project is None else check_name("project", project)
+
+    def _table(self, project: str, name: str):
+        spec = self.registry.get(project).tables.get(name)
+        if spec is None:
+            spec = self.registry.get(project, refresh=True).tables.get(name)
+        if spec is None:
+            raise UnknownTableError(f"project {project!r} has no feature table {name!r}")
+        return spec
+
+
+def _connect(url, host, port, db, password, socket_timeout, socket_connect_timeout) -> redis.Redis:
+    options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+    if url is not None:
+        return redis.Redis.from_url(url, **options)
+    return redis.Redis(host=host or "localhost", port=port or 6379, db=db, password=password, **options)
+
+
+def _ttl_ms(ttl: timedelta | None) -> int:
+    if ttl is None:
+        return 0
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise ConfigurationError(f"ttl must be a positive timedelta, got {ttl!r}")
+    return max(1, ttl // timedelta(milliseconds=1))

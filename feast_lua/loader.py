@@ -1,0 +1,104 @@
+"""Runs the shipped scripts by SHA: SCRIPT LOAD once per server, EVALSHA after, NOSCRIPT recovered.
+
+redis-py's `Script` objects would do the retry for single calls, but they have no EVALSHA_RO and
+pre-check pipelines with SCRIPT EXISTS, an extra round trip per request. This loader keeps the
+same idea (the SHA is computed locally, the body is sent only after a NOSCRIPT) and adds both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .catalogue import SCRIPTS
+from .errors import RedisUnavailableError, ScriptError
+from .resources import lua_dir
+
+Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
+
+
+@dataclass(frozen=True)
+class LoadedScript:
+    name: str
+    source: bytes
+    sha: str
+    read_only: bool
+
+
+def load_scripts() -> dict[str, LoadedScript]:
+    """Reads lua/ and checks each file against the manifest, so a hand-edited file is caught."""
+    folder = lua_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())["scripts"]
+    scripts = {}
+    for spec in SCRIPTS:
+        source = (folder / f"{spec.name}.lua").read_bytes()
+        sha = hashlib.sha1(source).hexdigest()
+        if sha != manifest[spec.name]["sha1"]:
+            raise ScriptError(f"lua/{spec.name}.lua does not match lua/manifest.json; re-render it")
+        scripts[spec.name] = LoadedScript(spec.name, source, sha, spec.read_only)
+    return scripts
+
+
+class ScriptLoader:
+    """Calls scripts on one redis-py client, standalone or a pipeline-capable connection."""
+
+    def __init__(self, client: redis.Redis, scripts: dict[str, LoadedScript] | None = None):
+        self.client = client
+        self.scripts = scripts or load_scripts()
+
+    def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self.call_many(name, [(keys, args)])[0]
+
+    def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
+        """Runs several calls of one script in one round trip; each call is atomic on its own."""
+        script = self.scripts[name]
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(2):
+            replies = self._send(script, [calls[i] for i in pending])
+            retry = []
+            for i, reply in zip(pending, replies):
+                if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 0:
+                    retry.append(i)
+                elif isinstance(reply, Exception):
+                    raise _script_error(name, reply) from reply
+                else:
+                    results[i] = reply
+            if not retry:
+                return results
+            self._load(script)
+            pending = retry
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, script: LoadedScript, calls: Sequence[Call]) -> list[Any]:
+        try:
+            if len(calls) == 1:
+                keys, args = calls[0]
+                try:
+                    return [self.client.execute_command(
+                        "EVALSHA", script.sha, len(keys), *keys, *args)]
+                except redis.exceptions.ResponseError as e:
+                    return [e]
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return pipe.execute(raise_on_error=False)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise RedisUnavailableError(f"Redis is unreachable while running {script.name}: {e}") from e
+
+    def _load(self, script: LoadedScript) -> None:
+        try:
+            sha = self.client.script_load(script.source)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise RedisUnavailableError(f"Redis is unreachable while loading {script.name}: {e}") from e
+        if sha != script.sha:
+            raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
+
+
+def _script_error(name: str, error: Exception) -> ScriptError:
+    return ScriptError(f"script {name!r} failed: {error}")

@@ -1,0 +1,113 @@
+"""Turns parsed refs and entity rows into the read script's KEYS and ARGV (docs/PROTOCOL.md).
+
+Everything that can be rejected without Redis is rejected here, before any round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import EntityRowError, UnknownFeatureError, UnknownTableError
+from .keys import KeyEncoder
+from .refs import FeatureRef
+from .registry import US, ProjectRegistry, TableSpec
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    refs: list[FeatureRef]
+    tables: list[TableSpec]  # in order of first use by a ref
+    ref_tables: list[int]  # 0-based table index of each ref
+    entity_rows: Sequence[Mapping[str, object]]
+    groups: int  # key groups per row
+    keys: list[bytes]  # row-major, `groups` keys per row
+    args: list[bytes | int]  # ARGV, identical for every chunk
+
+    def calls(self, max_cells_per_call: int) -> list[tuple[list[bytes], list[bytes | int]]]:
+        """The request split into script calls of at most max_cells_per_call (row, ref) cells.
+
+        Each call is atomic; a request under the limit is exactly one call.
+        """
+        rows_per_call = max(1, max_cells_per_call // len(self.refs))
+        step = rows_per_call * self.groups
+        return [(self.keys[i : i + step], self.args) for i in range(0, len(self.keys), step)]
+
+
+def plan_read(
+    registry: ProjectRegistry,
+    refs: list[FeatureRef],
+    entity_rows: Sequence[Mapping[str, object]],
+    max_age: Mapping[str, timedelta] | None = None,
+) -> ReadPlan:
+    tables: list[TableSpec] = []
+    index: dict[str, int] = {}
+    ref_tables, slots = [], []
+    for ref in refs:
+        spec = registry.tables.get(ref.table)
+        if spec is None:
+            raise UnknownTableError(
+                f"feature ref '{ref}': project {registry.project!r} has no feature table {ref.table!r}"
+            )
+        feature = spec.features.get(ref.feature)
+        if feature is None:
+            raise UnknownFeatureError(
+                f"feature ref '{ref}': table {ref.table!r} has no feature {ref.feature!r}"
+            )
+        if ref.table not in index:
+            index[ref.table] = len(tables)
+            tables.append(spec)
+        ref_tables.append(index[ref.table])
+        slots.append(feature.slot)
+
+    ages = _max_ages(tables, max_age)
+    group_index: dict[tuple[str, ...], int] = {}
+    for spec in tables:
+        group_index.setdefault(spec.key_group, len(group_index))
+    encoders = [KeyEncoder(registry.project, group, _types(registry, group)) for group in group_index]
+
+    rows = _check_rows(entity_rows, {k for group in group_index for k in group})
+    keys = [encoder.key(row, i) for i, row in enumerate(rows) for encoder in encoders]
+
+    args: list[bytes | int] = [len(group_index), len(tables)]
+    for spec, age in zip(tables, ages):
+        args += [spec.name.encode(), group_index[spec.key_group] + 1, age]
+    args.append(len(refs))
+    for t, slot in zip(ref_tables, slots):
+        args += [t + 1, slot]
+    return ReadPlan(refs, tables, ref_tables, rows, len(group_index), keys, args)
+
+
+def _types(registry: ProjectRegistry, group: tuple[str, ...]):
+    return {name: registry.entities[name].value_type for name in group}
+
+
+def _max_ages(tables: list[TableSpec], overrides: Mapping[str, timedelta] | None) -> list[int]:
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"max_age must map table names to timedeltas, got {overrides!r}")
+    overrides = dict(overrides or {})
+    requested = {t.name for t in tables}
+    for name, age in overrides.items():
+        if name not in requested:
+            raise UnknownTableError(f"max_age names table {name!r}, which no feature ref requests")
+        if not isinstance(age, timedelta) or age < timedelta(0):
+            raise TypeError(f"max_age[{name!r}] must be a timedelta >= 0, got {age!r}")
+    return [overrides[t.name] // US if t.name in overrides else t.max_age_us for t in tables]
+
+
+def _check_rows(entity_rows: object, join_keys: set[str]) -> Sequence[Mapping[str, object]]:
+    if isinstance(entity_rows, (str, bytes, Mapping)) or not isinstance(entity_rows, Sequence):
+        raise EntityRowError(f"entity_rows must be a list of dicts, got {type(entity_rows).__name__}")
+    if not entity_rows:
+        raise EntityRowError("entity_rows is empty; pass at least one entity row")
+    for i, row in enumerate(entity_rows):
+        if not isinstance(row, Mapping):
+            raise EntityRowError(f"entity row {i} must be a dict of join keys, got {row!r}")
+        extra = [k for k in row if k not in join_keys]
+        if extra:
+            raise EntityRowError(
+                f"entity row {i} has join keys {extra} that no requested table uses;"
+                f" expected {sorted(join_keys)}"
+            )
+    return entity_rows

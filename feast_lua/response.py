@@ -1,0 +1,118 @@
+"""Decodes the read script's replies into a Feast-style response.
+
+The reply is row-major (docs/PROTOCOL.md), so one feature's column is a strided slice of the flat
+lists, which Python does in C. Statuses and timestamps stay packed bytes until someone asks.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgpack
+
+from .constants import STATUS_NOT_FOUND
+from .errors import ScriptError
+from .request import ReadPlan
+from .types import FieldStatus
+from .values import from_us
+
+_STATUS_BY_NUMBER = {s.value: s for s in FieldStatus}
+
+
+@dataclass(frozen=True)
+class FieldValues:
+    """One entity row's join keys and values, and its statuses by ref, as Feast 0.x's FieldValues."""
+
+    fields: dict[str, Any]
+    statuses: dict[str, FieldStatus]
+
+
+class GetOnlineFeaturesResponse:
+    FieldStatus = FieldStatus
+
+    def __init__(self, plan: ReadPlan, replies: Sequence[bytes]):
+        self._refs = [str(r) for r in plan.refs]
+        self._ref_tables = plan.ref_tables
+        self._tables = len(plan.tables)
+        self._entity_rows = plan.entity_rows
+        statuses, stamps, values = [], [], []
+        for reply in replies:
+            try:
+                now, st, ts, vals = msgpack.unpackb(reply, timestamp=3)
+            except Exception as e:  # anything but our reply shape
+                raise ScriptError(f"read script returned an unexpected reply: {e!r}") from e
+            statuses.append(st)
+            stamps.append(ts)
+            values.extend(vals)
+        self.server_time_us: int = now
+        self._statuses = b"".join(statuses)
+        self._stamps = b"".join(stamps)
+        self._values = values
+
+    @property
+    def feature_refs(self) -> list[str]:
+        return list(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._entity_rows)
+
+    def to_dict(
+        self, include_statuses: bool = False, include_event_timestamps: bool = False
+    ) -> dict[str, Any]:
+        """Column lists in request order: entity columns, then one list per ref."""
+        rows = self._entity_rows
+        out: dict[str, Any] = {name: [row.get(name) for row in rows] for name in rows[0]}
+        width = len(self._refs)
+        for f, ref in enumerate(self._refs):
+            out[ref] = self._values[f::width]
+        if include_statuses:
+            out["statuses"] = self.statuses()
+        if include_event_timestamps:
+            out["event_timestamps"] = self.event_timestamps()
+        return out
+
+    def statuses(self) -> dict[str, list[FieldStatus]]:
+        width = len(self._refs)
+        by_number = _STATUS_BY_NUMBER
+        return {
+            ref: [by_number[s] for s in self._statuses[f::width]] for f, ref in enumerate(self._refs)
+        }
+
+    def event_timestamps(self) -> dict[str, list[datetime | None]]:
+        """Per ref and row: the stored event timestamp, None where nothing is stored (NOT_FOUND)."""
+        count = len(self._stamps) // 8
+        stamps = struct.unpack(f">{count}q", self._stamps)
+        width, tables = len(self._refs), self._tables
+        out = {}
+        for f, ref in enumerate(self._refs):
+            t = self._ref_tables[f]
+            out[ref] = [
+                None if s == STATUS_NOT_FOUND else from_us(stamps[r * tables + t])
+                for r, s in enumerate(self._statuses[f::width])
+            ]
+        return out
+
+    @property
+    def field_values(self) -> list[FieldValues]:
+        """Row by row, as Feast 0.x's response.field_values."""
+        width = len(self._refs)
+        out = []
+        for r in range(len(self._entity_rows)):
+            cells = self._values[r * width : (r + 1) * width]
+            codes = self._statuses[r * width : (r + 1) * width]
+            out.append(FieldValues(
+                {**self._entity_rows[r], **dict(zip(self._refs, cells))},
+                {ref: _STATUS_BY_NUMBER[s] for ref, s in zip(self._refs, codes)},
+            ))
+        return out
+
+    def __repr__(self) -> str:
+        return f"<GetOnlineFeaturesResponse rows={len(self)} refs={self._refs}>"
+
+
+OnlineResponse = GetOnlineFeaturesResponse
+

@@ -1,0 +1,117 @@
+"""Feast 0.x style definitions: an entity is one join key; a feature table is keyed by entities.
+
+Names are restricted to a safe alphabet. They travel to Redis only as KEYS/ARGV, never as script
+text, but refs are "table:feature" strings and keys are documented byte by byte, so a name with a
+colon, a newline or a quote would only invite ambiguity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .errors import SchemaError
+from .types import ENTITY_VALUE_TYPES, FEATURE_VALUE_TYPES, ValueType
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,254}")
+# Names that would clash with the timestamp columns of written rows or the keys of to_dict().
+RESERVED_NAMES = frozenset({"event_timestamp", "created_timestamp", "statuses", "event_timestamps"})
+
+
+def check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise SchemaError(
+            f"{kind} name {name!r} is invalid: use 1-255 characters from A-Z a-z 0-9 _ -,"
+            " starting with a letter or _"
+        )
+    return name
+
+
+def _check_type(kind: str, name: str, value_type: object, allowed: frozenset[ValueType]) -> ValueType:
+    if isinstance(value_type, str) and value_type in ValueType.__members__:
+        value_type = ValueType[value_type]
+    if not isinstance(value_type, ValueType) or value_type not in allowed:
+        choices = ", ".join(sorted(t.name for t in allowed))
+        raise SchemaError(f"{kind} {name!r} has value type {value_type!r}; expected one of {choices}")
+    return value_type
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity; its name is also its join key in entity rows."""
+
+    name: str
+    value_type: ValueType = ValueType.STRING
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("entity", self.name)
+        if self.name in RESERVED_NAMES:
+            raise SchemaError(f"entity name {self.name!r} is reserved")
+        object.__setattr__(
+            self, "value_type", _check_type("entity", self.name, self.value_type, ENTITY_VALUE_TYPES)
+        )
+
+    @property
+    def join_key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    value_type: ValueType
+
+    def __post_init__(self) -> None:
+        check_name("feature", self.name)
+        if self.name in RESERVED_NAMES:
+            raise SchemaError(f"feature name {self.name!r} is reserved")
+        object.__setattr__(
+            self, "value_type", _check_type("feature", self.name, self.value_type, FEATURE_VALUE_TYPES)
+        )
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A table of features keyed by one or more entities; max_age of None or 0 means no limit."""
+
+    name: str
+    entities: list[str]
+    features: list[Feature]
+    max_age: timedelta | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("feature table", self.name)
+        if isinstance(self.entities, str) or not isinstance(self.entities, Iterable):
+            raise SchemaError(f"feature table {self.name!r}: entities must be a list of names")
+        entities = [check_name("entity", e) for e in self.entities]
+        if not entities:
+            raise SchemaError(f"feature table {self.name!r} needs at least one entity")
+        if len(set(entities)) != len(entities):
+            raise SchemaError(f"feature table {self.name!r} lists an entity twice: {entities}")
+        features = list(self.features)
+        if not features:
+            raise SchemaError(f"feature table {self.name!r} needs at least one feature")
+        for f in features:
+            if not isinstance(f, Feature):
+                raise SchemaError(f"feature table {self.name!r}: {f!r} is not a Feature")
+        names = [f.name for f in features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"feature table {self.name!r} declares features twice: {dupes}")
+        clash = sorted(set(names) & set(entities))
+        if clash:
+            raise SchemaError(f"feature table {self.name!r}: {clash} are both entities and features")
+        max_age = self.max_age
+        if max_age is None:
+            max_age = timedelta(0)
+        if not isinstance(max_age, timedelta) or max_age < timedelta(0):
+            raise SchemaError(
+                f"feature table {self.name!r}: max_age must be a timedelta >= 0, got {max_age!r}"
+            )
+        object.__setattr__(self, "entities", entities)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "max_age", max_age)

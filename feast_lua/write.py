@@ -1,0 +1,89 @@
+"""Turns rows of one feature table into the write script's KEYS and ARGV.
+
+Every row is checked before any is sent, so a bad row means nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import RowError, ValueTypeError
+from .keys import KeyEncoder
+from .registry import ProjectRegistry, TableSpec
+from .rows import pack_row
+from .values import NIL, encoder, timestamp_us
+
+EVENT_TIMESTAMP = "event_timestamp"
+CREATED_TIMESTAMP = "created_timestamp"
+# A row without a created timestamp loses every tie against one that has it.
+NO_CREATED_TIMESTAMP = -(2**63)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    written: int
+    skipped: int  # rows not newer than what was stored, left untouched
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    table: TableSpec
+    keys: list[bytes]
+    rows: list[bytes]
+
+    def calls(self, max_rows_per_call: int, ttl_ms: int) -> list[tuple[list[bytes], list]]:
+        field = self.table.name.encode()
+        step = max(1, max_rows_per_call)
+        return [
+            (self.keys[i : i + step], [field, ttl_ms, *self.rows[i : i + step]])
+            for i in range(0, len(self.keys), step)
+        ]
+
+
+def plan_write(registry: ProjectRegistry, table: TableSpec, rows: Sequence[Mapping]) -> WritePlan:
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise RowError(f"rows must be a list of dicts, got {type(rows).__name__}")
+    if not rows:
+        raise RowError(f"no rows to write to table {table.name!r}")
+    types = {name: registry.entities[name].value_type for name in table.key_group}
+    key_encoder = KeyEncoder(registry.project, table.key_group, types)
+    columns = [(f.name, f.slot, encoder(f.value_type), f.value_type) for f in table.features.values()]
+    allowed = set(table.entities) | set(table.features) | {EVENT_TIMESTAMP, CREATED_TIMESTAMP}
+    keys, packed = [], []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise RowError(f"row {i} must be a dict, got {type(row).__name__}")
+        extra = [k for k in row if k not in allowed]
+        if extra:
+            raise RowError(f"row {i} has columns {extra} that table {table.name!r} does not have")
+        keys.append(key_encoder.key(row, i))
+        cells = [NIL] * table.slots
+        for name, slot, encode, value_type in columns:
+            if name not in row:
+                raise RowError(
+                    f"row {i} lacks feature {name!r} of table {table.name!r}; pass None for a null"
+                )
+            try:
+                cells[slot] = encode(row[name])
+            except (TypeError, ValueError) as e:
+                raise ValueTypeError(
+                    f"row {i}: feature {name!r} of table {table.name!r} is {value_type.name},"
+                    f" got {row[name]!r}: {e}"
+                ) from None
+        event = _timestamp(row, EVENT_TIMESTAMP, i, required=True)
+        created = _timestamp(row, CREATED_TIMESTAMP, i, required=False)
+        packed.append(pack_row(event, created, cells))
+    return WritePlan(table, keys, packed)
+
+
+def _timestamp(row: Mapping, column: str, i: int, required: bool) -> int:
+    value = row.get(column)
+    if value is None:
+        if required:
+            raise RowError(f"row {i} lacks {column!r}")
+        return NO_CREATED_TIMESTAMP
+    try:
+        return timestamp_us(value)
+    except TypeError as e:
+        raise ValueTypeError(f"row {i}: {column!r} must be a datetime: {e}") from None
