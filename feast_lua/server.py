@@ -40,12 +40,13 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed; run `bash .ci/setup` or apt-get install redis-server")
+            raise RuntimeError(
+                "redis-server is not installed; run `bash .ci/setup` or apt-get install redis-server"
+            )
         args = [binary, str(redis_conf()), "--port", str(self.port), "--dir", str(self.dir),
                 "--appendonly", "no", "--save", "", "--daemonize", "no", *self.extra_args]
-        log = open(self.dir / "redis.log", "wb")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.dir / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self
 

@@ -58,10 +58,9 @@ def _int(value_type: ValueType) -> Callable[[object], object]:
 
 def _floating(single: bool) -> Callable[[object], object]:
     def check(value: object) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            # numpy floats are float subclasses or convert via __float__
-            if not hasattr(value, "__float__") or isinstance(value, (str, bytes)):
-                raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
+        # int and float, and numpy scalars through __float__; never bool or text.
+        if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
+            raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
         number = float(value)  # type: ignore[arg-type]
         if math.isnan(number):
             return None
