@@ -34,6 +34,9 @@ ROW_FORMAT_U16 = 1
 ROW_FORMAT_U32 = 2
 ROW_HEADER_SIZE = 19
 MAX_SLOTS = 65535
+# The read script HMGETs one field per table of a key group with unpack(), whose stack limit is
+# about 8000 values; requests are held far below it.
+MAX_TABLES_PER_REQUEST = 1000
 
 # Error codes, the first word of the scripts' error replies.
 ERR_BADREQUEST = "BADREQUEST"
@@ -55,6 +58,7 @@ def template_context() -> dict[str, object]:
         "ROW_FORMAT_U16": ROW_FORMAT_U16,
         "ROW_FORMAT_U32": ROW_FORMAT_U32,
         "ROW_HEADER_SIZE": ROW_HEADER_SIZE,
+        "MAX_TABLES_PER_REQUEST": MAX_TABLES_PER_REQUEST,
         "ERR_BADREQUEST": ERR_BADREQUEST,
         "ERR_BADROW": ERR_BADROW,
         "ERR_CONFLICT": ERR_CONFLICT,

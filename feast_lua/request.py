@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .errors import EntityRowError, UnknownFeatureError, UnknownTableError
+from .constants import MAX_TABLES_PER_REQUEST
+from .errors import EntityRowError, InvalidFeatureRefError, UnknownFeatureError, UnknownTableError
 from .keys import KeyEncoder
 from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec
@@ -61,6 +62,10 @@ def plan_read(
         ref_tables.append(index[ref.table])
         slots.append(feature.slot)
 
+    if len(tables) > MAX_TABLES_PER_REQUEST:
+        raise InvalidFeatureRefError(
+            f"the refs span {len(tables)} tables; one request may span {MAX_TABLES_PER_REQUEST}"
+        )
     ages = _max_ages(tables, max_age)
     group_index: dict[tuple[str, ...], int] = {}
     for spec in tables:

@@ -5,7 +5,7 @@ feast-lua read: the feature values, statuses and event timestamps of many entity
 KEYS    N*G entity hash keys, row-major: KEYS[(r-1)*G + g] is entity row r's key in key group g.
         A key group is one set of join keys; tables over the same entities share a group.
 ARGV    [1]        G, key groups per row (>= 1)
-        [2]        T, feature tables in the request (>= 1)
+        [2]        T, feature tables in the request (1..1000)
         [3 .. 2+3T] T triples: table field name, key group g (1..G), max age in us (0 = no limit)
         [3+3T]     F, feature refs in the request (>= 1)
         [4+3T ..]  F pairs: table index t (1..T), slot (0-based position in the packed row)
@@ -76,7 +76,9 @@ end
 local G = argv_count(1)
 local T = argv_count(2)
 if not G or G < 1 then return bad_request('ARGV[1] (key groups) must be an integer >= 1') end
-if not T or T < 1 then return bad_request('ARGV[2] (tables) must be an integer >= 1') end
+if not T or T < 1 or T > 1000 then
+  return bad_request('ARGV[2] (tables) must be an integer in 1..1000')
+end
 local F = argv_count(3 + 3 * T)
 if not F or F < 1 then return bad_request('ARGV[' .. (3 + 3 * T) .. '] (refs) must be an integer >= 1') end
 if #ARGV ~= 3 + 3 * T + 2 * F then
