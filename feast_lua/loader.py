@@ -57,10 +57,12 @@ class ScriptLoader:
     def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
         """Runs several calls of one script in one round trip; each call is atomic on its own."""
         script = self.scripts[name]
+        # EVALSHA_RO for read-only scripts: ACLs can grant it alone and replicas accept it.
+        command = "EVALSHA_RO" if script.read_only else "EVALSHA"
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for attempt in range(2):
-            replies = self._send(script, [calls[i] for i in pending])
+            replies = self._send(script, command, [calls[i] for i in pending])
             retry = []
             for i, reply in zip(pending, replies):
                 if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 0:
@@ -75,18 +77,17 @@ class ScriptLoader:
             pending = retry
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, script: LoadedScript, calls: Sequence[Call]) -> list[Any]:
+    def _send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
         try:
             if len(calls) == 1:
                 keys, args = calls[0]
                 try:
-                    return [self.client.execute_command(
-                        "EVALSHA", script.sha, len(keys), *keys, *args)]
+                    return [self.client.execute_command(command, script.sha, len(keys), *keys, *args)]
                 except redis.exceptions.ResponseError as e:
                     return [e]
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command(command, script.sha, len(keys), *keys, *args)
             return pipe.execute(raise_on_error=False)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             raise RedisUnavailableError(f"Redis is unreachable while running {script.name}: {e}") from e

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from .errors import SchemaError
@@ -81,7 +81,6 @@ class FeatureTable:
     entities: list[str]
     features: list[Feature]
     max_age: timedelta | None = None
-    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("feature table", self.name)

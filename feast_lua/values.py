@@ -30,11 +30,18 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
+# The scripts compare timestamps as Lua doubles, exact within +-2**53 us: years 1685 to 2255.
+TIMESTAMP_US_LIMIT = 2**53
+
+
 def timestamp_us(value: object) -> int:
     """Microseconds since the epoch of a datetime; a naive datetime is taken as UTC."""
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__} {value!r}")
-    return (as_utc(value) - EPOCH) // US
+    us = (as_utc(value) - EPOCH) // US
+    if not -TIMESTAMP_US_LIMIT < us < TIMESTAMP_US_LIMIT:
+        raise ValueError(f"{value} is outside the supported range, years 1685 to 2255")
+    return us
 
 
 def from_us(us: int) -> datetime:

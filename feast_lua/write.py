@@ -85,5 +85,5 @@ def _timestamp(row: Mapping, column: str, i: int, required: bool) -> int:
         return NO_CREATED_TIMESTAMP
     try:
         return timestamp_us(value)
-    except TypeError as e:
-        raise ValueTypeError(f"row {i}: {column!r} must be a datetime: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueTypeError(f"row {i}: {column!r} must be a datetime in years 1685-2255: {e}") from None

@@ -15,7 +15,8 @@ Reply   one msgpack array of 4, cells row-major (row r, ref f at (r-1)*F + f):
                         3 NOT_FOUND, then 4 OUTSIDE_MAX_AGE, then 2 NULL_VALUE, else 1 PRESENT
         [3] event_ts    bin of N*T big-endian i64 microseconds, row-major; 0 where no row is stored
         [4] values      array of N*F msgpack values, nil unless the cell is PRESENT
-Errors  BADREQUEST <why>     ARGV malformed, or #KEYS not a multiple of G
+Errors  BADREQUEST <why>     ARGV malformed (numbers are plain decimal digits), a key group with
+                             no table, or #KEYS not a multiple of G
         BADROW <i>           KEYS[i] holds a packed row that is malformed
 ]]
 -- The server clock in microseconds since the epoch; exact in a Lua double until the year 2255.
@@ -26,10 +27,13 @@ end
 local function bad_request(why)
   return redis.error_reply('BADREQUEST ' .. why)
 end
--- A non-negative integer from ARGV, or nil when the argument is missing or not one.
+-- A non-negative integer from ARGV in plain decimal digits, at most 2^53 so that a Lua double
+-- holds it exactly, or nil. "1e3", "0x10", " 7" and "inf" are refused, not guessed at.
 local function argv_count(i)
-  local n = tonumber(ARGV[i])
-  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
+  local s = ARGV[i]
+  if s == nil or #s > 16 or not string.find(s, '^%d+$') then return nil end
+  local n = tonumber(s)
+  if n > 9007199254740992 then return nil end
   return n
 end
 -- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and
@@ -97,6 +101,9 @@ for t = 1, T do
   field[t], max_age[t], group_of[t] = ARGV[base + 1], age, g
   table.insert(group_fields[g], field[t])
   table.insert(group_tables[g], t)
+end
+for g = 1, G do
+  if #group_tables[g] == 0 then return bad_request('key group ' .. g .. ' has no table') end
 end
 local ref_table, ref_slot = {}, {}
 for f = 1, F do

@@ -12,10 +12,13 @@ Errors  CONFLICT <current>   the registry moved on since the caller read it; re-
 local function bad_request(why)
   return redis.error_reply('BADREQUEST ' .. why)
 end
--- A non-negative integer from ARGV, or nil when the argument is missing or not one.
+-- A non-negative integer from ARGV in plain decimal digits, at most 2^53 so that a Lua double
+-- holds it exactly, or nil. "1e3", "0x10", " 7" and "inf" are refused, not guessed at.
 local function argv_count(i)
-  local n = tonumber(ARGV[i])
-  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
+  local s = ARGV[i]
+  if s == nil or #s > 16 or not string.find(s, '^%d+$') then return nil end
+  local n = tonumber(s)
+  if n > 9007199254740992 then return nil end
   return n
 end
 

@@ -10,16 +10,19 @@ Reply   array of 2 integers: {rows written, rows skipped as not newer}
         A row is written when its event timestamp is later than the stored row's, or equal with a
         later created timestamp. Otherwise the stored row stays, so a replay changes nothing.
         A written row refreshes its key's TTL when ARGV[2] > 0.
-Errors  BADREQUEST <why>     #ARGV ~= 2 + #KEYS, or a bad TTL
+Errors  BADREQUEST <why>     #ARGV ~= 2 + #KEYS, or a TTL that is not an integer in 0..2^53
         BADROW <i>           packed row i is malformed; nothing was written
 ]]
 local function bad_request(why)
   return redis.error_reply('BADREQUEST ' .. why)
 end
--- A non-negative integer from ARGV, or nil when the argument is missing or not one.
+-- A non-negative integer from ARGV in plain decimal digits, at most 2^53 so that a Lua double
+-- holds it exactly, or nil. "1e3", "0x10", " 7" and "inf" are refused, not guessed at.
 local function argv_count(i)
-  local n = tonumber(ARGV[i])
-  if n == nil or n < 0 or n ~= math.floor(n) then return nil end
+  local s = ARGV[i]
+  if s == nil or #s > 16 or not string.find(s, '^%d+$') then return nil end
+  local n = tonumber(s)
+  if n > 9007199254740992 then return nil end
   return n
 end
 -- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and

@@ -118,6 +118,11 @@ def read(seeded, keys, args):
     ([b"k"], [1, 1, b"t", 1, 0, 1, 1, -1], ["slot"]),
     ([b"k"], [1, 1, b"t", 1, 0, 1, 1, b"x"], ["slot"]),
     ([b"k1", b"k2", b"k3"], [2, 1, b"t", 1, 0, 1, 1, 0], ["multiple of 2"]),
+    ([b"k1", b"k2"], [2, 1, b"t", 1, 0, 1, 1, 0], ["key group 2 has no table"]),
+    ([b"k"], [1, 1, b"t", 1, b"inf", 1, 1, 0], ["max age"]),
+    ([b"k"], [1, 1, b"t", 1, b"1e3", 1, 1, 0], ["max age"]),
+    ([b"k"], [b" 1", 1, b"t", 1, 0, 1, 1, 0], ["ARGV[1]"]),
+    ([b"k"], [b"0x1", 1, b"t", 1, 0, 1, 1, 0], ["ARGV[1]"]),
 ])
 def test_read_script_rejects_malformed_calls(seeded, keys, args, words):
     with pytest.raises(ScriptError) as info:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from conftest import NOW, SEED_REFS, trip_row
@@ -90,6 +90,8 @@ def test_large_write_is_chunked(seeded, raw):
      RowError, ["row 2", "'rating'", "None"]),
     ({**trip_row(5), "event_timestamp": None}, RowError, ["row 2", "event_timestamp"]),
     ({**trip_row(5), "event_timestamp": "2020-01-01"}, ValueTypeError, ["row 2", "datetime"]),
+    ({**trip_row(5), "event_timestamp": datetime(2300, 1, 1)}, ValueTypeError, ["row 2", "2255"]),
+    ({**trip_row(5), "created_timestamp": datetime(1, 1, 1)}, ValueTypeError, ["row 2", "created_timestamp"]),
     ({**trip_row(5), "maximum_daily_rides": "nine"}, ValueTypeError,
      ["row 2", "maximum_daily_rides", "INT64"]),
     ({**trip_row(5), "rating": True}, ValueTypeError, ["row 2", "rating", "FLOAT"]),
@@ -116,6 +118,9 @@ def test_bad_packed_row_sent_directly_writes_nothing(seeded, raw):
         good.call("write", [key, key + b"x"], [b"driver_trips", 0, ok, ok[:-1]])
     with pytest.raises(Exception, match="BADREQUEST"):
         good.call("write", [key], [b"driver_trips", 0])
+    for ttl in (b"inf", b"1e300", b"-1", b"9" * 16):
+        with pytest.raises(Exception, match="BADREQUEST.*TTL"):
+            good.call("write", [key, key + b"x"], [b"driver_trips", ttl, ok, ok])
     assert raw.dbsize() == 1
 
 
