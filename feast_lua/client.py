@@ -18,7 +18,7 @@ from .registry import ProjectRegistry, to_feature_table
 from .registry_store import RegistryStore
 from .request import plan_read
 from .response import GetOnlineFeaturesResponse
-from .schema import Entity, FeatureTable, check_name
+from .schema import MAX_AGE_LIMIT, Entity, FeatureTable, check_name
 from .write import WriteResult, plan_write
 
 DEFAULT_PROJECT = "default"
@@ -165,6 +165,6 @@ def _connect(url, host, port, db, password, socket_timeout, socket_connect_timeo
 def _ttl_ms(ttl: timedelta | None) -> int:
     if ttl is None:
         return 0
-    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-        raise ConfigurationError(f"ttl must be a positive timedelta, got {ttl!r}")
+    if not isinstance(ttl, timedelta) or not timedelta(0) < ttl < MAX_AGE_LIMIT:
+        raise ConfigurationError(f"ttl must be a positive timedelta under 285 years, got {ttl!r}")
     return max(1, ttl // timedelta(milliseconds=1))

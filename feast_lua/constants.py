@@ -38,6 +38,10 @@ MAX_SLOTS = 65535
 # about 8000 values; requests are held far below it.
 MAX_TABLES_PER_REQUEST = 1000
 
+# The scripts hold integers in Lua doubles, exact up to 2^53: timestamps in us (years 1685-2255),
+# max ages in us (285 years) and TTLs in ms must stay below it.
+LUA_EXACT_INT = 2**53
+
 # Error codes, the first word of the scripts' error replies.
 ERR_BADREQUEST = "BADREQUEST"
 ERR_BADROW = "BADROW"

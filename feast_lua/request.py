@@ -14,6 +14,7 @@ from .errors import EntityRowError, InvalidFeatureRefError, UnknownFeatureError,
 from .keys import KeyEncoder
 from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec
+from .schema import valid_max_age
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def _max_ages(tables: list[TableSpec], overrides: Mapping[str, timedelta] | None
     for name, age in overrides.items():
         if name not in requested:
             raise UnknownTableError(f"max_age names table {name!r}, which no feature ref requests")
-        if not isinstance(age, timedelta) or age < timedelta(0):
-            raise TypeError(f"max_age[{name!r}] must be a timedelta >= 0, got {age!r}")
+        if not valid_max_age(age):
+            raise TypeError(f"max_age[{name!r}] must be a timedelta >= 0 and under 285 years, got {age!r}")
     return [overrides[t.name] // US if t.name in overrides else t.max_age_us for t in tables]
 
 

@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .constants import LUA_EXACT_INT
 from .errors import SchemaError
 from .types import ENTITY_VALUE_TYPES, FEATURE_VALUE_TYPES, ValueType
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,254}")
 # Names that would clash with the timestamp columns of written rows or the keys of to_dict().
+MAX_AGE_LIMIT = timedelta(microseconds=LUA_EXACT_INT)
 RESERVED_NAMES = frozenset({"event_timestamp", "created_timestamp", "statuses", "event_timestamps"})
 
 
@@ -36,6 +38,11 @@ def _check_type(kind: str, name: str, value_type: object, allowed: frozenset[Val
         choices = ", ".join(sorted(t.name for t in allowed))
         raise SchemaError(f"{kind} {name!r} has value type {value_type!r}; expected one of {choices}")
     return value_type
+
+
+def valid_max_age(max_age: object) -> bool:
+    """A max age the read script can hold exactly: 0 (no limit) up to 2^53 microseconds."""
+    return isinstance(max_age, timedelta) and timedelta(0) <= max_age < MAX_AGE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -107,9 +114,10 @@ class FeatureTable:
         max_age = self.max_age
         if max_age is None:
             max_age = timedelta(0)
-        if not isinstance(max_age, timedelta) or max_age < timedelta(0):
+        if not valid_max_age(max_age):
             raise SchemaError(
-                f"feature table {self.name!r}: max_age must be a timedelta >= 0, got {max_age!r}"
+                f"feature table {self.name!r}: max_age must be a timedelta from 0 to 285 years,"
+                f" got {max_age!r}"
             )
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "features", features)

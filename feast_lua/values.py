@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import msgpack
 
+from .constants import LUA_EXACT_INT
 from .keys import INT_RANGES
 from .types import ValueType
 
@@ -30,8 +31,6 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-# The scripts compare timestamps as Lua doubles, exact within +-2**53 us: years 1685 to 2255.
-TIMESTAMP_US_LIMIT = 2**53
 
 
 def timestamp_us(value: object) -> int:
@@ -39,7 +38,7 @@ def timestamp_us(value: object) -> int:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__} {value!r}")
     us = (as_utc(value) - EPOCH) // US
-    if not -TIMESTAMP_US_LIMIT < us < TIMESTAMP_US_LIMIT:
+    if not -LUA_EXACT_INT < us < LUA_EXACT_INT:
         raise ValueError(f"{value} is outside the supported range, years 1685 to 2255")
     return us
 

@@ -70,6 +70,7 @@ def test_bad_entity_rows(seeded, rows, words):
     ({"other": timedelta(1)}, UnknownTableError, "'other'"),
     ({"driver_trips": 60}, TypeError, "timedelta"),
     ({"driver_trips": timedelta(-1)}, TypeError, ">= 0"),
+    ({"driver_trips": timedelta.max}, TypeError, "285 years"),
     ([("driver_trips", timedelta(1))], TypeError, "map"),
 ])
 def test_bad_max_age_override(seeded, max_age, error, word):

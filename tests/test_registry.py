@@ -123,6 +123,7 @@ def test_unknown_entity_in_table_is_refused(client):
     lambda: FeatureTable("t", ["e"], [Feature("e", ValueType.INT64)]),
     lambda: FeatureTable("t", ["e"], [Feature("x", ValueType.INT64)], max_age=timedelta(-1)),
     lambda: FeatureTable("t", "e", [Feature("x", ValueType.INT64)]),
+    lambda: FeatureTable("t", ["e"], [Feature("x", ValueType.INT64)], max_age=timedelta(days=365 * 300)),
 ])
 def test_invalid_definitions(make):
     with pytest.raises(SchemaError):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from conftest import NOW, SEED_REFS, trip_row
 
-from feast_lua import RowError, ValueTypeError, WriteResult
+from feast_lua import ConfigurationError, RowError, ValueTypeError, WriteResult
 from feast_lua.keys import entity_key
 from feast_lua.rows import unpack_row
 from feast_lua.types import ValueType
@@ -76,6 +76,13 @@ def test_key_ttl(seeded, raw):
     key2 = entity_key("default", {"driver_id": (ValueType.INT64, 2)})
     assert 3_500_000 < raw.pttl(key1) <= 3_600_000
     assert raw.pttl(key2) == -1
+
+
+@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-1), timedelta.max, 60])
+def test_bad_ttl_is_refused(seeded, raw, ttl):
+    with pytest.raises(ConfigurationError, match="ttl"):
+        seeded.write_rows("driver_trips", [trip_row(1)], ttl=ttl)
+    assert raw.dbsize() == 1
 
 
 def test_large_write_is_chunked(seeded, raw):
