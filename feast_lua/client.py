@@ -16,16 +16,17 @@ from .loader import ScriptLoader
 from .refs import parse_refs
 from .registry import ProjectRegistry, to_feature_table
 from .registry_store import RegistryStore
-from .request import plan_read
+from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL, plan_read
 from .response import GetOnlineFeaturesResponse
 from .schema import MAX_AGE_LIMIT, Entity, FeatureTable, check_name
-from .write import WriteResult, plan_write
+from .write import (
+    DEFAULT_MAX_CELLS_PER_WRITE,
+    DEFAULT_MAX_ROWS_PER_WRITE,
+    WriteResult,
+    plan_write,
+)
 
 DEFAULT_PROJECT = "default"
-# Cells (entity rows x refs) per read script call. At this size a call stays within a few tens of
-# milliseconds on a 2-core machine (docs/PERFORMANCE.md), so other clients are never held up long.
-DEFAULT_MAX_CELLS_PER_CALL = 50_000
-DEFAULT_MAX_ROWS_PER_WRITE = 2_000
 
 
 class Client:
@@ -46,7 +47,9 @@ class Client:
         redis: redis.Redis | None = None,
         project: str = DEFAULT_PROJECT,
         max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
+        max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
         max_rows_per_write: int = DEFAULT_MAX_ROWS_PER_WRITE,
+        max_cells_per_write: int = DEFAULT_MAX_CELLS_PER_WRITE,
         registry_ttl: float = 1.0,
         socket_timeout: float | None = 5.0,
         socket_connect_timeout: float | None = 5.0,
@@ -60,14 +63,18 @@ class Client:
                 "the redis client was made with decode_responses=True; feast-lua replies are"
                 " binary msgpack, so pass a client with decode_responses=False"
             )
-        for name, value in (("max_cells_per_call", max_cells_per_call),
-                            ("max_rows_per_write", max_rows_per_write)):
+        limits = {"max_cells_per_call": max_cells_per_call, "max_keys_per_call": max_keys_per_call,
+                  "max_rows_per_write": max_rows_per_write, "max_cells_per_write": max_cells_per_write}
+        for name, value in limits.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
         self.redis = redis
         self.project = check_name("project", project)
+        # The blocking budget: big requests become several calls, each atomic and short.
         self.max_cells_per_call = max_cells_per_call
+        self.max_keys_per_call = max_keys_per_call
         self.max_rows_per_write = max_rows_per_write
+        self.max_cells_per_write = max_cells_per_write
         self.loader = ScriptLoader(redis)
         self.registry = RegistryStore(redis, self.loader, registry_ttl)
 
@@ -91,7 +98,8 @@ class Client:
         except (UnknownTableError, UnknownFeatureError):
             # Another client may have applied the table since this one cached the registry.
             plan = plan_read(self.registry.get(project, refresh=True), refs, entity_rows, max_age)
-        replies = self.loader.call_many("read", plan.calls(self.max_cells_per_call))
+        calls = plan.calls(self.max_cells_per_call, self.max_keys_per_call)
+        replies = self.loader.call_many("read", calls)
         return GetOnlineFeaturesResponse(plan, replies)
 
     def apply(
@@ -114,14 +122,15 @@ class Client:
 
         Each row holds the table's join keys, every feature (None for a null), `event_timestamp`
         (a datetime; naive means UTC) and optionally `created_timestamp`, which breaks ties.
-        `ttl` sets an expiry on each written key. Rows go in calls of max_rows_per_write, each
-        atomic; all rows are validated before the first call.
+        `ttl` sets an expiry on each written key. Rows go in calls within max_rows_per_write and
+        max_cells_per_write, each atomic; all rows are validated before the first call.
         """
         project = self._project(project)
         spec = self._table(project, table)
         plan = plan_write(self.registry.get(project), spec, rows)
         ttl_ms = _ttl_ms(ttl)
-        replies = self.loader.call_many("write", plan.calls(self.max_rows_per_write, ttl_ms))
+        calls = plan.calls(ttl_ms, self.max_rows_per_write, self.max_cells_per_write)
+        replies = self.loader.call_many("write", calls)
         return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
 
     def get_feature_table(self, name: str, project: str | None = None) -> FeatureTable:

@@ -16,6 +16,12 @@ from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec
 from .schema import valid_max_age
 
+# The blocking budget. Inside Redis a read call costs about 2.9 us per key (one HMGET per entity
+# row and key group) plus 0.55 us per cell (entity row x ref) on a 2-core machine
+# (docs/PERFORMANCE.md, "Blocking budget"). These defaults hold any call under about 20 ms.
+DEFAULT_MAX_CELLS_PER_CALL = 25_000
+DEFAULT_MAX_KEYS_PER_CALL = 5_000
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -27,12 +33,19 @@ class ReadPlan:
     keys: list[bytes]  # row-major, `groups` keys per row
     args: list[bytes | int]  # ARGV, identical for every chunk
 
-    def calls(self, max_cells_per_call: int) -> list[tuple[list[bytes], list[bytes | int]]]:
-        """The request split into script calls of at most max_cells_per_call (row, ref) cells.
+    def calls(
+        self,
+        max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
+        max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
+    ) -> list[tuple[list[bytes], list[bytes | int]]]:
+        """The request split into script calls of whole entity rows, each within both limits.
 
-        Each call is atomic; a request under the limit is exactly one call.
+        Each call is atomic; a request within the limits is exactly one call. A call always
+        holds at least one row, even when one row alone exceeds a limit.
         """
-        rows_per_call = max(1, max_cells_per_call // len(self.refs))
+        rows_per_call = max(
+            1, min(max_cells_per_call // len(self.refs), max_keys_per_call // self.groups)
+        )
         step = rows_per_call * self.groups
         return [(self.keys[i : i + step], self.args) for i in range(0, len(self.keys), step)]
 

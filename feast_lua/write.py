@@ -20,6 +20,12 @@ CREATED_TIMESTAMP = "created_timestamp"
 NO_CREATED_TIMESTAMP = -(2**63)
 
 
+# The blocking budget for writes: about 3 us per row plus 0.1 us per slot inside Redis
+# (docs/PERFORMANCE.md), so 2,000 rows of 50 features stay near 20 ms.
+DEFAULT_MAX_ROWS_PER_WRITE = 2_000
+DEFAULT_MAX_CELLS_PER_WRITE = 100_000
+
+
 @dataclass(frozen=True)
 class WriteResult:
     written: int
@@ -32,9 +38,16 @@ class WritePlan:
     keys: list[bytes]
     rows: list[bytes]
 
-    def calls(self, max_rows_per_call: int, ttl_ms: int) -> list[tuple[list[bytes], list]]:
+    def calls(
+        self,
+        ttl_ms: int = 0,
+        max_rows_per_call: int = DEFAULT_MAX_ROWS_PER_WRITE,
+        max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_WRITE,
+    ) -> list[tuple[list[bytes], list]]:
+        """The rows split into write calls of at most max_rows_per_call rows and
+        max_cells_per_call (row x slot) cells; each call is atomic."""
         field = self.table.name.encode()
-        step = max(1, max_rows_per_call)
+        step = max(1, min(max_rows_per_call, max_cells_per_call // max(1, self.table.slots)))
         return [
             (self.keys[i : i + step], [field, ttl_ms, *self.rows[i : i + step]])
             for i in range(0, len(self.keys), step)

@@ -204,6 +204,16 @@ def test_big_request_is_split_and_reassembled_in_order(seeded, raw):
     assert calls == -(-500 // 7)
 
 
+def test_split_also_bounds_keys_per_call(seeded, raw):
+    seeded.write_rows("driver_trips", [trip_row(i) for i in range(100)])
+    seeded.get_online_features(SEED_REFS, [{"driver_id": 0}])  # loads the script
+    seeded.max_keys_per_call = 8
+    raw.config_resetstat()
+    d = seeded.get_online_features(["driver_trips:rating"], [{"driver_id": i} for i in range(100)])
+    assert d.to_dict()["driver_trips:rating"] == [4.5] * 100
+    assert raw.info("commandstats")["cmdstat_evalsha_ro"]["calls"] == 13
+
+
 def test_10000_rows_by_50_features(client):
     features = [Feature(f"f{i}", ValueType.INT64) for i in range(50)]
     client.apply([driver, FeatureTable("wide", ["driver_id"], features)])

@@ -266,7 +266,7 @@ def test_scenario_calls_offline(name):
             registry = updated
         elif step["op"] == "write":
             plan = plan_write(registry, registry.tables[step["table"]], write_rows(registry, step))
-            calls = plan.calls(step["max_rows_per_call"], step["ttl_ms"])
+            calls = plan.calls(step["ttl_ms"], step["max_rows_per_call"])
             assert [(hexes(k), hexes(a)) for k, a in calls] == [
                 (c["keys_hex"], c["argv_hex"]) for c in step["calls"]]
         else:

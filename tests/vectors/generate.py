@@ -41,7 +41,7 @@ from feast_lua.loader import load_scripts  # noqa: E402
 from feast_lua.refs import parse_refs  # noqa: E402
 from feast_lua.registry import empty, merge  # noqa: E402
 from feast_lua.registry_store import registry_key  # noqa: E402
-from feast_lua.request import plan_read  # noqa: E402
+from feast_lua.request import DEFAULT_MAX_CELLS_PER_CALL, plan_read  # noqa: E402
 from feast_lua.response import GetOnlineFeaturesResponse  # noqa: E402
 from feast_lua.rows import pack_row  # noqa: E402
 from feast_lua.schema import Entity, Feature, FeatureTable  # noqa: E402
@@ -948,7 +948,7 @@ def split_reply(reply: bytes) -> dict:
 def run_scenario(conn: Resp, shas: dict, scenario: dict) -> dict:
     conn.ok("FLUSHALL")
     project = scenario["project"]
-    max_cells = scenario.get("max_cells_per_call", 50_000)
+    max_cells = scenario.get("max_cells_per_call", DEFAULT_MAX_CELLS_PER_CALL)
     registry = empty(project)
     steps = []
     for step in scenario["steps"]:
@@ -970,7 +970,7 @@ def run_scenario(conn: Resp, shas: dict, scenario: dict) -> dict:
             plan = plan_write(registry, spec, step["rows"])
             calls = []
             total = [0, 0]
-            for keys, argv in plan.calls(2_000, ttl_ms):
+            for keys, argv in plan.calls(ttl_ms, 2_000):
                 reply = evalsha(conn, shas, "write", keys, argv)
                 if not isinstance(reply, list):
                     raise SystemExit(f"write replied {reply!r}")
