@@ -17,7 +17,10 @@ For each shape (entity rows x features) the two contenders run alternately in th
      client has to pay for the same bytes.
 
 Each pair runs a then b or b then a (alternating), and the ratio is the median of the per-pair
-ratios a/b, which stays meaningful when other processes steal CPU during the run.
+ratios a/b, which stays meaningful when other processes steal CPU during the run. The table
+also gives the Redis CPU each contender costs per request (INFO commandstats usec of
+evalsha/evalsha_ro for a, of hmget for b, divided by the requests made): what limits
+throughput once Redis is busy.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ QUICK_SHAPES = [(1, 10), (100, 10), (1000, 10), (100, 50)]
 FULL_SHAPES = [*QUICK_SHAPES, (10000, 50)]
 FEAST_PREFIX = b"{}feast:"
 WRITE_BATCH = 1000
+# What a and b run inside Redis; the loader sends read-only scripts as EVALSHA_RO.
+COMMANDS = (("evalsha", "evalsha_ro"), ("hmget",))
 
 
 def feature_name(i: int) -> str:
@@ -163,6 +168,7 @@ def measure(shape: Shape, budget_s: float, max_pairs: int, min_pairs: int) -> di
             run()
     times: tuple[list[float], list[float]] = ([], [])
     ratios = []
+    shape.raw.config_resetstat()  # Redis CPU per request: evalsha is only a's, hmget only b's
     deadline = time.perf_counter() + budget_s
     for pair in range(max_pairs):
         if pair >= min_pairs and time.perf_counter() > deadline:
@@ -176,7 +182,12 @@ def measure(shape: Shape, budget_s: float, max_pairs: int, min_pairs: int) -> di
         times[0].append(took[0])
         times[1].append(took[1])
         ratios.append(took[0] / took[1])
+    stats = shape.raw.info("commandstats")
+    server = [sum(stats.get(f"cmdstat_{c}", {}).get("usec", 0) for c in cmds) / len(ratios)
+              for cmds in COMMANDS]
     return {
+        "a_server_us": server[0],
+        "b_server_us": server[1],
         "shape": shape.label,
         "cells": shape.cells,
         "pairs": len(ratios),
@@ -193,14 +204,16 @@ def measure(shape: Shape, budget_s: float, max_pairs: int, min_pairs: int) -> di
 def table(results: list[dict]) -> str:
     lines = [
         "| shape (rows x features) | cells | feast-lua median ms | feast-lua p99 ms "
-        "| HMGET pipeline median ms | HMGET pipeline p99 ms | ratio a/b (p25-p75) | pairs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| HMGET pipeline median ms | HMGET pipeline p99 ms | ratio a/b (p25-p75) | pairs "
+        "| Redis CPU us/request a / b |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['shape']} | {r['cells']} | {r['a_median']:.3f} | {r['a_p99']:.3f} "
             f"| {r['b_median']:.3f} | {r['b_p99']:.3f} "
-            f"| {r['ratio']:.2f} ({r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}) | {r['pairs']} |"
+            f"| {r['ratio']:.2f} ({r['ratio_p25']:.2f}-{r['ratio_p75']:.2f}) | {r['pairs']} "
+            f"| {r['a_server_us']:.0f} / {r['b_server_us']:.0f} |"
         )
     return "\n".join(lines)
 
