@@ -18,9 +18,10 @@ from .schema import valid_max_age
 
 # The blocking budget. Inside Redis a read call costs about 2.9 us per key (one HMGET per entity
 # row and key group) plus 0.55 us per cell (entity row x ref) on a 2-core machine
-# (docs/PERFORMANCE.md, "Blocking budget"). These defaults hold any call under about 20 ms.
-DEFAULT_MAX_CELLS_PER_CALL = 25_000
-DEFAULT_MAX_KEYS_PER_CALL = 5_000
+# (docs/PERFORMANCE.md, "Blocking budget"). These defaults hold any call to about 25 ms at most,
+# the worst case being the width at which both bind (5 refs per key).
+DEFAULT_MAX_CELLS_PER_CALL = 20_000
+DEFAULT_MAX_KEYS_PER_CALL = 4_000
 
 
 @dataclass(frozen=True)
