@@ -36,31 +36,28 @@ local function argv_count(i)
   if n > 9007199254740992 then return nil end
   return n
 end
--- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and
--- the 0-based position where the values start, or nil when the header is malformed.
+-- Parses a packed row's header (docs/PROTOCOL.md, "Packed row"). Returns event_ts_us,
+-- created_ts_us, the slot count, the end offset width and the 0-based position where the values
+-- start, or nil when the header is malformed.
 local function row_header(row)
   if #row < 19 then return nil end
   local fmt, ev, cr, n = struct.unpack('>Bi8i8I2', row)
   local w
   if fmt == 1 then w = 2 elseif fmt == 2 then w = 4 else return nil end
-  local vstart = 19 + n * w
+  local vstart = 19 + n * (w + 1)
   if #row < vstart then return nil end
   return ev, cr, n, w, vstart
 end
--- The msgpack bytes of one slot (0-based) of a packed row whose header row_header() parsed, or
--- nil when its end offsets point outside the row.
+-- The msgpack bytes of slots a..b (0-based, inclusive, b < n) of a packed row whose header
+-- row_header() parsed, or nil when its end offsets point outside the row.
 local OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
-local OFFSET_PAIR_FMT = { [2] = '>I2I2', [4] = '>I4I4' }
-local function slot_value(row, slot, w, vstart)
-  local b, e
-  if slot == 0 then
-    b = 0
-    e = struct.unpack(OFFSET_FMT[w], row, 19 + 1)
-  else
-    b, e = struct.unpack(OFFSET_PAIR_FMT[w], row, 19 + 1 + (slot - 1) * w)
-  end
-  if e < b or vstart + e > #row then return nil end
-  return string.sub(row, vstart + b + 1, vstart + e)
+local function slot_range(row, a, b, n, w, vstart)
+  local offsets = 19 + n + 1
+  local first, last = 0, #row - vstart
+  if b < n - 1 then last = struct.unpack(OFFSET_FMT[w], row, offsets + b * w) end
+  if a > 0 then first = struct.unpack(OFFSET_FMT[w], row, offsets + (a - 1) * w) end
+  if last < first or vstart + last > #row then return nil end
+  return string.sub(row, vstart + first + 1, vstart + last)
 end
 -- msgpack framing for replies spliced together from stored msgpack bytes.
 local function mp_array_header(n)
@@ -114,22 +111,48 @@ for f = 1, F do
   ref_table[f], ref_slot[f] = t, slot
 end
 
+-- Consecutive refs of one table with consecutive slots form a segment: per row, a fresh stored
+-- row yields a segment's statuses and values as two slices, however many refs it spans.
+local seg_table, seg_first, seg_last = {}, {}, {}
+local S = 0
+for f = 1, F do
+  local t, slot = ref_table[f], ref_slot[f]
+  if S > 0 and seg_table[S] == t and seg_last[S] + 1 == slot then
+    seg_last[S] = slot
+  else
+    S = S + 1
+    seg_table[S], seg_first[S], seg_last[S] = t, slot, slot
+  end
+end
 local NOT_FOUND = string.char(3)
 local OUTSIDE_MAX_AGE = string.char(4)
-local NULL_VALUE = string.char(2)
-local PRESENT = string.char(1)
 local NIL = string.char(192)
 local NO_TS = string.rep('\0', 8)
+local seg_missing, seg_stale, seg_nils = {}, {}, {}
+for i = 1, S do
+  local len = seg_last[i] - seg_first[i] + 1
+  seg_missing[i] = string.rep(NOT_FOUND, len)
+  seg_stale[i] = string.rep(OUTSIDE_MAX_AGE, len)
+  seg_nils[i] = string.rep(NIL, len)
+end
 
 local now = now_us()
 local N = #KEYS / G
 local statuses, stamps, values = {}, {}, {}
+local ns, nt, nv = 0, 0, 0
 local row, width, vstart, nslots, fresh = {}, {}, {}, {}, {}
+local sub = string.sub
 
 for r = 0, N - 1 do
   for g = 1, G do
     local key_index = r * G + g
-    local got = redis.call('HMGET', KEYS[key_index], unpack(group_fields[g]))
+    local fields = group_fields[g]
+    local got
+    if #fields == 1 then
+      got = { redis.call('HGET', KEYS[key_index], fields[1]) }
+    else
+      got = redis.call('HMGET', KEYS[key_index], unpack(fields))
+    end
     for i, t in ipairs(group_tables[g]) do
       local packed = got[i]
       if packed then
@@ -137,28 +160,46 @@ for r = 0, N - 1 do
         if not ev then return redis.error_reply('BADROW ' .. key_index) end
         row[t], width[t], vstart[t], nslots[t] = packed, w, vs, n
         fresh[t] = max_age[t] == 0 or now - ev <= max_age[t]
-        stamps[r * T + t] = string.sub(packed, 2, 9)
       else
         row[t] = false
-        stamps[r * T + t] = NO_TS
       end
     end
   end
-  for f = 1, F do
-    local t, slot = ref_table[f], ref_slot[f]
+  for t = 1, T do
+    nt = nt + 1
+    stamps[nt] = row[t] and sub(row[t], 2, 9) or NO_TS
+  end
+  for i = 1, S do
+    local t, a, b = seg_table[i], seg_first[i], seg_last[i]
     local packed = row[t]
-    local status, value = NOT_FOUND, NIL
-    if packed and slot < nslots[t] then
+    ns, nv = ns + 1, nv + 1
+    if not packed then
+      statuses[ns], values[nv] = seg_missing[i], seg_nils[i]
+    elseif b < nslots[t] then
       if not fresh[t] then
-        status = OUTSIDE_MAX_AGE
+        statuses[ns], values[nv] = seg_stale[i], seg_nils[i]
       else
-        local v = slot_value(packed, slot, width[t], vstart[t])
+        statuses[ns] = sub(packed, 19 + 1 + a, 19 + 1 + b)
+        local v = slot_range(packed, a, b, nslots[t], width[t], vstart[t])
         if not v then return redis.error_reply('BADROW ' .. (r * G + group_of[t])) end
-        if v == NIL then status = NULL_VALUE else status, value = PRESENT, v end
+        values[nv] = v
+      end
+    else
+      -- The row predates some of these features: slot by slot, the newer ones NOT_FOUND.
+      ns, nv = ns - 1, nv - 1
+      for slot = a, b do
+        ns, nv = ns + 1, nv + 1
+        if slot >= nslots[t] then
+          statuses[ns], values[nv] = NOT_FOUND, NIL
+        elseif not fresh[t] then
+          statuses[ns], values[nv] = OUTSIDE_MAX_AGE, NIL
+        else
+          statuses[ns] = sub(packed, 19 + 1 + slot, 19 + 1 + slot)
+          values[nv] = slot_range(packed, slot, slot, nslots[t], width[t], vstart[t])
+          if not values[nv] then return redis.error_reply('BADROW ' .. (r * G + group_of[t])) end
+        end
       end
     end
-    statuses[#statuses + 1] = status
-    values[#values + 1] = value
   end
 end
 

@@ -25,14 +25,15 @@ local function argv_count(i)
   if n > 9007199254740992 then return nil end
   return n
 end
--- Parses a packed row's header. Returns event_ts_us, created_ts_us, slot count, offset width and
--- the 0-based position where the values start, or nil when the header is malformed.
+-- Parses a packed row's header (docs/PROTOCOL.md, "Packed row"). Returns event_ts_us,
+-- created_ts_us, the slot count, the end offset width and the 0-based position where the values
+-- start, or nil when the header is malformed.
 local function row_header(row)
   if #row < 19 then return nil end
   local fmt, ev, cr, n = struct.unpack('>Bi8i8I2', row)
   local w
   if fmt == 1 then w = 2 elseif fmt == 2 then w = 4 else return nil end
-  local vstart = 19 + n * w
+  local vstart = 19 + n * (w + 1)
   if #row < vstart then return nil end
   return ev, cr, n, w, vstart
 end
@@ -43,8 +44,12 @@ local field = ARGV[1]
 local ttl = argv_count(2)
 if not ttl then return bad_request('ARGV[2] (key TTL ms) must be an integer >= 0') end
 
--- Validate every row before writing any, so a bad row leaves Redis untouched.
+-- Validate every row before writing any, so a bad row leaves Redis untouched: each slot's status
+-- byte is PRESENT or NULL_VALUE and agrees with its value (NULL_VALUE exactly when the value is
+-- the nil byte), and the end offsets rise to exactly the end of the row.
 local offset_fmt = { [2] = '>I2', [4] = '>I4' }
+local PRESENT, NULL_VALUE = 1, 2
+local NIL = 192
 local event, created = {}, {}
 for i = 1, N do
   local row = ARGV[2 + i]
@@ -52,8 +57,13 @@ for i = 1, N do
   if not ev then return redis.error_reply('BADROW ' .. i) end
   local prev = 0
   for s = 0, n - 1 do
-    local e = struct.unpack(offset_fmt[w], row, 19 + 1 + s * w)
-    if e < prev then return redis.error_reply('BADROW ' .. i) end
+    local status = string.byte(row, 19 + 1 + s)
+    local e = struct.unpack(offset_fmt[w], row, 19 + n + 1 + s * w)
+    if e <= prev or vstart + e > #row then return redis.error_reply('BADROW ' .. i) end
+    local is_nil = e - prev == 1 and string.byte(row, vstart + e) == NIL
+    if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then
+      return redis.error_reply('BADROW ' .. i)
+    end
     prev = e
   end
   if vstart + prev ~= #row then return redis.error_reply('BADROW ' .. i) end

@@ -226,3 +226,18 @@ def test_10000_rows_by_50_features(client):
     assert d["wide:f49"][9_999] == 999_949
     assert all(d["wide:f7"][r] == r * 100 + 7 for r in range(10_000))
     assert all(s == S.PRESENT for col in d["statuses"].values() for s in col)
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1], [1], [0, 2]])
+def test_any_ref_order_and_subset_reads_the_same_cells(seeded, order):
+    seeded.write_rows("driver_trips", [
+        trip_row(1, rides=1.5, max_rides=1, rating=None), trip_row(2, rides=None, max_rides=2),
+        trip_row(3, ts=NOW - timedelta(days=2))])
+    rows = [{"driver_id": i} for i in (1, 2, 3, 4)]
+    refs = [SEED_REFS[i] for i in order]
+    got = seeded.get_online_features(refs, rows).to_dict(include_statuses=True)
+    for ref in refs:
+        alone = seeded.get_online_features([ref], rows).to_dict(include_statuses=True)
+        assert got[ref] == alone[ref]
+        assert got["statuses"][ref] == alone["statuses"][ref]
+    assert got["statuses"].get("driver_trips:rating", [S.NULL_VALUE])[0] == S.NULL_VALUE

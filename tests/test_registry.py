@@ -62,6 +62,16 @@ def test_adding_a_feature_keeps_old_rows_readable(seeded):
     assert d["statuses"]["driver_trips:acceptance"] == [S.NOT_FOUND, S.PRESENT]
 
 
+def test_a_stale_row_without_a_newer_feature_reads_not_found_for_it(seeded):
+    seeded.write_rows("driver_trips", [trip_row(1, ts=NOW - timedelta(days=3))])
+    grown = FeatureTable("driver_trips", ["driver_id"], [
+        *driver_trips.features, Feature("acceptance", ValueType.DOUBLE)], max_age=timedelta(days=1))
+    seeded.apply([grown])
+    refs = ["driver_trips:rating", "driver_trips:acceptance", "driver_trips:average_daily_rides"]
+    statuses = seeded.get_online_features(refs, [{"driver_id": 1}]).statuses()
+    assert [s[0] for s in statuses.values()] == [S.OUTSIDE_MAX_AGE, S.NOT_FOUND, S.OUTSIDE_MAX_AGE]
+
+
 def test_removing_and_retyping_features_never_misreads(seeded):
     seeded.write_rows("driver_trips", [trip_row(1, max_rides=9)])
     changed = FeatureTable("driver_trips", ["driver_id"], [

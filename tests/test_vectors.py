@@ -236,14 +236,16 @@ def test_packed_row(vector):
     layout = vector["layout"]
     assert packed.hex().startswith(layout["format_hex"] + layout["event_ts_hex"]
                                    + layout["created_ts_hex"] + layout["slot_count_hex"]
-                                   + layout["end_offsets_hex"])
+                                   + layout["statuses_hex"] + layout["end_offsets_hex"])
+    nulls = [cell == b"\xc0" for cell in cells]
+    assert bytes.fromhex(layout["statuses_hex"]) == bytes(2 if null else 1 for null in nulls)
     if "packed_hex" in vector:
         assert packed.hex() == vector["packed_hex"]
     else:
         assert len(packed) == vector["packed_length"]
         assert hashlib.sha256(packed).hexdigest() == vector["packed_sha256"]
         assert packed[:64].hex() == vector["packed_head_hex"]
-    assert unpack_row(packed) == (event_us, created_us, cells)
+    assert unpack_row(packed) == (event_us, created_us, bytes.fromhex(layout["statuses_hex"]), cells)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -394,13 +394,15 @@ def _cells(cells: list[tuple[ValueType | None, object]]) -> list[bytes]:
 def _layout(packed: bytes) -> dict:
     n = int.from_bytes(packed[17:19], "big")
     width = 2 if packed[0] == c.ROW_FORMAT_U16 else 4
-    values_at = ROW_HEADER_SIZE + n * width
+    offsets_at = ROW_HEADER_SIZE + n
+    values_at = offsets_at + n * width
     return {
         "format_hex": packed[0:1].hex(),
         "event_ts_hex": packed[1:9].hex(),
         "created_ts_hex": packed[9:17].hex(),
         "slot_count_hex": packed[17:19].hex(),
-        "end_offsets_hex": packed[19:values_at].hex(),
+        "statuses_hex": packed[ROW_HEADER_SIZE:offsets_at].hex(),
+        "end_offsets_hex": packed[offsets_at:values_at].hex(),
     }
 
 
