@@ -88,7 +88,8 @@ def plan_read(
     encoders = [KeyEncoder(registry.project, group, _types(registry, group)) for group in group_index]
 
     rows = _check_rows(entity_rows, {k for group in group_index for k in group})
-    keys = [encoder.key(row, i) for i, row in enumerate(rows) for encoder in encoders]
+    per_group = [encoder.keys(rows) for encoder in encoders]
+    keys = per_group[0] if len(per_group) == 1 else [k for row_keys in zip(*per_group) for k in row_keys]
 
     args: list[bytes | int] = [len(group_index), len(tables)]
     for spec, age in zip(tables, ages):
@@ -121,6 +122,9 @@ def _check_rows(entity_rows: object, join_keys: set[str]) -> Sequence[Mapping[st
         raise EntityRowError(f"entity_rows must be a list of dicts, got {type(entity_rows).__name__}")
     if not entity_rows:
         raise EntityRowError("entity_rows is empty; pass at least one entity row")
+    # The common case, plain dicts with known keys, is checked in bulk; the loop finds the culprit.
+    if set(map(type, entity_rows)) == {dict} and all(map(join_keys.issuperset, entity_rows)):
+        return entity_rows
     for i, row in enumerate(entity_rows):
         if not isinstance(row, Mapping):
             raise EntityRowError(f"entity row {i} must be a dict of join keys, got {row!r}")
