@@ -138,65 +138,87 @@ end
 
 local now = now_us()
 local N = #KEYS / G
-local statuses, stamps, values = {}, {}, {}
-local ns, nt, nv = 0, 0, 0
-local row, width, vstart, nslots, fresh = {}, {}, {}, {}, {}
-local sub = string.sub
+local sub, call = string.sub, redis.call
+local STATUS_AT = 19 + 1
 
-for r = 0, N - 1 do
+-- The current entity row's stored row per table, and what its header says.
+local row, width, vstart, nslots, fresh = {}, {}, {}, {}, {}
+local function load(t, packed)
+  if not packed then
+    row[t] = false
+    return true
+  end
+  local ev, _, n, w, vs = row_header(packed)
+  if not ev then return false end
+  row[t], nslots[t], width[t], vstart[t] = packed, n, w, vs
+  local age = max_age[t]
+  fresh[t] = age == 0 or now - ev <= age
+  return true
+end
+
+-- A key group with one table is read with HGET, which needs no reply table.
+local single_field, single_table = {}, {}
+for g = 1, G do
+  if #group_fields[g] == 1 then single_field[g], single_table[g] = group_fields[g][1], group_tables[g][1] end
+end
+
+-- statuses[i] and values[i] are always appended together, so one counter serves both.
+local statuses, stamps, values = {}, {}, {}
+local nc, nt, key_index = 0, 0, 0
+for r = 1, N do
   for g = 1, G do
-    local key_index = r * G + g
-    local fields = group_fields[g]
-    local got
-    if #fields == 1 then
-      got = { redis.call('HGET', KEYS[key_index], fields[1]) }
+    key_index = key_index + 1
+    local field = single_field[g]
+    if field then
+      if not load(single_table[g], call('HGET', KEYS[key_index], field)) then
+        return redis.error_reply('BADROW ' .. key_index)
+      end
     else
-      got = redis.call('HMGET', KEYS[key_index], unpack(fields))
-    end
-    for i, t in ipairs(group_tables[g]) do
-      local packed = got[i]
-      if packed then
-        local ev, _, n, w, vs = row_header(packed)
-        if not ev then return redis.error_reply('BADROW ' .. key_index) end
-        row[t], width[t], vstart[t], nslots[t] = packed, w, vs, n
-        fresh[t] = max_age[t] == 0 or now - ev <= max_age[t]
-      else
-        row[t] = false
+      local got = call('HMGET', KEYS[key_index], unpack(group_fields[g]))
+      local tables = group_tables[g]
+      for i = 1, #tables do
+        if not load(tables[i], got[i]) then return redis.error_reply('BADROW ' .. key_index) end
       end
     end
   end
   for t = 1, T do
+    local packed = row[t]
     nt = nt + 1
-    stamps[nt] = row[t] and sub(row[t], 2, 9) or NO_TS
+    stamps[nt] = packed and sub(packed, 2, 9) or NO_TS
   end
   for i = 1, S do
     local t, a, b = seg_table[i], seg_first[i], seg_last[i]
     local packed = row[t]
-    ns, nv = ns + 1, nv + 1
+    nc = nc + 1
     if not packed then
-      statuses[ns], values[nv] = seg_missing[i], seg_nils[i]
+      statuses[nc], values[nc] = seg_missing[i], seg_nils[i]
     elseif b < nslots[t] then
       if not fresh[t] then
-        statuses[ns], values[nv] = seg_stale[i], seg_nils[i]
+        statuses[nc], values[nc] = seg_stale[i], seg_nils[i]
       else
-        statuses[ns] = sub(packed, 19 + 1 + a, 19 + 1 + b)
-        local v = slot_range(packed, a, b, nslots[t], width[t], vstart[t])
-        if not v then return redis.error_reply('BADROW ' .. (r * G + group_of[t])) end
-        values[nv] = v
+        statuses[nc] = sub(packed, STATUS_AT + a, STATUS_AT + b)
+        local v
+        if a == 0 and b == nslots[t] - 1 then
+          v = sub(packed, vstart[t] + 1)
+        else
+          v = slot_range(packed, a, b, nslots[t], width[t], vstart[t])
+        end
+        if not v then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
+        values[nc] = v
       end
     else
       -- The row predates some of these features: slot by slot, the newer ones NOT_FOUND.
-      ns, nv = ns - 1, nv - 1
+      nc = nc - 1
       for slot = a, b do
-        ns, nv = ns + 1, nv + 1
+        nc = nc + 1
         if slot >= nslots[t] then
-          statuses[ns], values[nv] = NOT_FOUND, NIL
+          statuses[nc], values[nc] = NOT_FOUND, NIL
         elseif not fresh[t] then
-          statuses[ns], values[nv] = OUTSIDE_MAX_AGE, NIL
+          statuses[nc], values[nc] = OUTSIDE_MAX_AGE, NIL
         else
-          statuses[ns] = sub(packed, 19 + 1 + slot, 19 + 1 + slot)
-          values[nv] = slot_range(packed, slot, slot, nslots[t], width[t], vstart[t])
-          if not values[nv] then return redis.error_reply('BADROW ' .. (r * G + group_of[t])) end
+          statuses[nc] = sub(packed, STATUS_AT + slot, STATUS_AT + slot)
+          values[nc] = slot_range(packed, slot, slot, nslots[t], width[t], vstart[t])
+          if not values[nc] then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
         end
       end
     end
