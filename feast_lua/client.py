@@ -16,7 +16,7 @@ from .loader import ScriptLoader
 from .refs import parse_refs
 from .registry import ProjectRegistry, to_feature_table
 from .registry_store import RegistryStore
-from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL, plan_read
+from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL, RefPlan, plan_refs
 from .response import GetOnlineFeaturesResponse
 from .schema import MAX_AGE_LIMIT, Entity, FeatureTable, check_name
 from .write import (
@@ -27,6 +27,7 @@ from .write import (
 )
 
 DEFAULT_PROJECT = "default"
+REF_PLAN_CACHE_SIZE = 256
 
 
 class Client:
@@ -77,6 +78,7 @@ class Client:
         self.max_cells_per_write = max_cells_per_write
         self.loader = ScriptLoader(redis)
         self.registry = RegistryStore(redis, self.loader, registry_ttl)
+        self._ref_plans: dict[tuple, RefPlan] = {}
 
     def get_online_features(
         self,
@@ -90,17 +92,38 @@ class Client:
         `max_age` overrides tables' max ages for this call, e.g. {"driver_trips": timedelta(hours=1)};
         timedelta(0) lifts the limit.
         """
-        refs = parse_refs(feature_refs)
         project = self._project(project)
-        registry = self.registry.get(project)
-        try:
-            plan = plan_read(registry, refs, entity_rows, max_age)
-        except (UnknownTableError, UnknownFeatureError):
-            # Another client may have applied the table since this one cached the registry.
-            plan = plan_read(self.registry.get(project, refresh=True), refs, entity_rows, max_age)
+        plan = self._ref_plan(project, feature_refs, max_age).bind(entity_rows)
         calls = plan.calls(self.max_cells_per_call, self.max_keys_per_call)
         replies = self.loader.call_many("read", calls)
         return GetOnlineFeaturesResponse(plan, replies)
+
+    def _ref_plan(
+        self, project: str, feature_refs: Sequence[str], max_age: Mapping[str, timedelta] | None
+    ) -> RefPlan:
+        """The refs' part of a request, cached per registry version: a serving loop asks for the
+        same refs again and again."""
+        registry = self.registry.get(project)
+        try:
+            key = (project, registry.version, tuple(feature_refs),
+                   None if max_age is None else tuple(sorted(max_age.items())))
+            hash(key)
+        except (TypeError, AttributeError):
+            key = None  # unusable refs or max_age: plan without the cache, which names the problem
+        cached = self._ref_plans.get(key) if key else None
+        if cached is not None:
+            return cached
+        refs = parse_refs(feature_refs)
+        try:
+            plan = plan_refs(registry, refs, max_age)
+        except (UnknownTableError, UnknownFeatureError):
+            # Another client may have applied the table since this one cached the registry.
+            return plan_refs(self.registry.get(project, refresh=True), refs, max_age)
+        if key:
+            if len(self._ref_plans) >= REF_PLAN_CACHE_SIZE:
+                self._ref_plans.clear()
+            self._ref_plans[key] = plan
+        return plan
 
     def apply(
         self, objects: Iterable[Entity | FeatureTable] | Entity | FeatureTable,

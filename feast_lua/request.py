@@ -25,14 +25,48 @@ DEFAULT_MAX_KEYS_PER_CALL = 4_000
 
 
 @dataclass(frozen=True)
-class ReadPlan:
+class RefPlan:
+    """Everything about a request that depends on its refs alone, so it can be reused."""
+
     refs: list[FeatureRef]
+    names: list[str]  # "table:feature" of each ref
     tables: list[TableSpec]  # in order of first use by a ref
     ref_tables: list[int]  # 0-based table index of each ref
-    entity_rows: Sequence[Mapping[str, object]]
-    groups: int  # key groups per row
-    keys: list[bytes]  # row-major, `groups` keys per row
+    encoders: list[KeyEncoder]  # one per key group
+    join_keys: frozenset[str]
     args: list[bytes | int]  # ARGV, identical for every chunk
+
+    def bind(self, entity_rows: Sequence[Mapping[str, object]]) -> ReadPlan:
+        rows = _check_rows(entity_rows, self.join_keys)
+        per_group = [encoder.keys(rows) for encoder in self.encoders]
+        if len(per_group) == 1:
+            keys = per_group[0]
+        else:
+            keys = [key for row_keys in zip(*per_group) for key in row_keys]
+        return ReadPlan(self, rows, keys)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    ref_plan: RefPlan
+    entity_rows: Sequence[Mapping[str, object]]
+    keys: list[bytes]  # row-major, one per key group per row
+
+    @property
+    def refs(self) -> list[FeatureRef]:
+        return self.ref_plan.refs
+
+    @property
+    def tables(self) -> list[TableSpec]:
+        return self.ref_plan.tables
+
+    @property
+    def ref_tables(self) -> list[int]:
+        return self.ref_plan.ref_tables
+
+    @property
+    def args(self) -> list[bytes | int]:
+        return self.ref_plan.args
 
     def calls(
         self,
@@ -44,19 +78,20 @@ class ReadPlan:
         Each call is atomic; a request within the limits is exactly one call. A call always
         holds at least one row, even when one row alone exceeds a limit.
         """
+        groups = len(self.ref_plan.encoders)
         rows_per_call = max(
-            1, min(max_cells_per_call // len(self.refs), max_keys_per_call // self.groups)
+            1, min(max_cells_per_call // len(self.refs), max_keys_per_call // groups)
         )
-        step = rows_per_call * self.groups
-        return [(self.keys[i : i + step], self.args) for i in range(0, len(self.keys), step)]
+        step = rows_per_call * groups
+        args = self.args
+        return [(self.keys[i : i + step], args) for i in range(0, len(self.keys), step)]
 
 
-def plan_read(
+def plan_refs(
     registry: ProjectRegistry,
     refs: list[FeatureRef],
-    entity_rows: Sequence[Mapping[str, object]],
     max_age: Mapping[str, timedelta] | None = None,
-) -> ReadPlan:
+) -> RefPlan:
     tables: list[TableSpec] = []
     index: dict[str, int] = {}
     ref_tables, slots = [], []
@@ -87,17 +122,23 @@ def plan_read(
         group_index.setdefault(spec.key_group, len(group_index))
     encoders = [KeyEncoder(registry.project, group, _types(registry, group)) for group in group_index]
 
-    rows = _check_rows(entity_rows, {k for group in group_index for k in group})
-    per_group = [encoder.keys(rows) for encoder in encoders]
-    keys = per_group[0] if len(per_group) == 1 else [k for row_keys in zip(*per_group) for k in row_keys]
-
     args: list[bytes | int] = [len(group_index), len(tables)]
     for spec, age in zip(tables, ages):
         args += [spec.name.encode(), group_index[spec.key_group] + 1, age]
     args.append(len(refs))
     for t, slot in zip(ref_tables, slots):
         args += [t + 1, slot]
-    return ReadPlan(refs, tables, ref_tables, rows, len(group_index), keys, args)
+    join_keys = frozenset(k for group in group_index for k in group)
+    return RefPlan(refs, [str(r) for r in refs], tables, ref_tables, encoders, join_keys, args)
+
+
+def plan_read(
+    registry: ProjectRegistry,
+    refs: list[FeatureRef],
+    entity_rows: Sequence[Mapping[str, object]],
+    max_age: Mapping[str, timedelta] | None = None,
+) -> ReadPlan:
+    return plan_refs(registry, refs, max_age).bind(entity_rows)
 
 
 def _types(registry: ProjectRegistry, group: tuple[str, ...]):
@@ -117,7 +158,7 @@ def _max_ages(tables: list[TableSpec], overrides: Mapping[str, timedelta] | None
     return [overrides[t.name] // US if t.name in overrides else t.max_age_us for t in tables]
 
 
-def _check_rows(entity_rows: object, join_keys: set[str]) -> Sequence[Mapping[str, object]]:
+def _check_rows(entity_rows: object, join_keys: frozenset[str]) -> Sequence[Mapping[str, object]]:
     if isinstance(entity_rows, (str, bytes, Mapping)) or not isinstance(entity_rows, Sequence):
         raise EntityRowError(f"entity_rows must be a list of dicts, got {type(entity_rows).__name__}")
     if not entity_rows:

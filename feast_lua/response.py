@@ -21,6 +21,14 @@ from .types import FieldStatus
 from .values import from_us
 
 _STATUS_BY_NUMBER = {s.value: s for s in FieldStatus}
+_STATUS_AT = tuple(_STATUS_BY_NUMBER[n] for n in range(max(_STATUS_BY_NUMBER) + 1)).__getitem__
+
+
+def _status_list(codes: bytes) -> list[FieldStatus]:
+    # A column is usually one status throughout (all PRESENT), which takes one C-level count.
+    if codes and codes.count(codes[0]) == len(codes):
+        return [_STATUS_AT(codes[0])] * len(codes)
+    return list(map(_STATUS_AT, codes))
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class GetOnlineFeaturesResponse:
     FieldStatus = FieldStatus
 
     def __init__(self, plan: ReadPlan, replies: Sequence[bytes]):
-        self._refs = [str(r) for r in plan.refs]
+        self._refs = plan.ref_plan.names
         self._ref_tables = plan.ref_tables
         self._tables = len(plan.tables)
         self._entity_rows = plan.entity_rows
@@ -77,10 +85,7 @@ class GetOnlineFeaturesResponse:
 
     def statuses(self) -> dict[str, list[FieldStatus]]:
         width = len(self._refs)
-        by_number = _STATUS_BY_NUMBER
-        return {
-            ref: [by_number[s] for s in self._statuses[f::width]] for f, ref in enumerate(self._refs)
-        }
+        return {ref: _status_list(self._statuses[f::width]) for f, ref in enumerate(self._refs)}
 
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
         """Per ref and row: the stored event timestamp, None where nothing is stored (NOT_FOUND)."""
