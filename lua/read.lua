@@ -48,10 +48,11 @@ local function row_header(row)
   if #row < vstart then return nil end
   return ev, cr, n, w, vstart
 end
--- The msgpack bytes of slots a..b (0-based, inclusive, b < n) of a packed row whose header
--- row_header() parsed, or nil when its end offsets point outside the row.
+-- The msgpack bytes of slots a..b (0-based, inclusive, b < n) of a packed row with n slots whose
+-- values start at 0-based position vstart, or nil when its end offsets point outside the row.
 local OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
-local function slot_range(row, a, b, n, w, vstart)
+local function slot_range(row, a, b, n, vstart)
+  local w = (vstart - 19) / n - 1
   local offsets = 19 + n + 1
   local first, last = 0, #row - vstart
   if b < n - 1 then last = struct.unpack(OFFSET_FMT[w], row, offsets + b * w) end
@@ -141,18 +142,19 @@ local N = #KEYS / G
 local sub, call = string.sub, redis.call
 local STATUS_AT = 19 + 1
 
--- The current entity row's stored row per table, and what its header says.
-local row, width, vstart, nslots, fresh = {}, {}, {}, {}, {}
+-- The current entity row's stored row per table (false when none), its slot count, and where
+-- its values start, negated when the row is stale: three table writes per row, not five.
+local row, nslots, vstart = {}, {}, {}
 local function load(t, packed)
   if not packed then
     row[t] = false
     return true
   end
-  local ev, _, n, w, vs = row_header(packed)
+  local ev, _, n, _, vs = row_header(packed)
   if not ev then return false end
-  row[t], nslots[t], width[t], vstart[t] = packed, n, w, vs
   local age = max_age[t]
-  fresh[t] = age == 0 or now - ev <= age
+  row[t], nslots[t] = packed, n
+  if age == 0 or now - ev <= age then vstart[t] = vs else vstart[t] = -vs end
   return true
 end
 
@@ -192,33 +194,32 @@ for r = 1, N do
     nc = nc + 1
     if not packed then
       statuses[nc], values[nc] = seg_missing[i], seg_nils[i]
-    elseif b < nslots[t] then
-      if not fresh[t] then
-        statuses[nc], values[nc] = seg_stale[i], seg_nils[i]
-      else
-        statuses[nc] = sub(packed, STATUS_AT + a, STATUS_AT + b)
-        local v
-        if a == 0 and b == nslots[t] - 1 then
-          v = sub(packed, vstart[t] + 1)
-        else
-          v = slot_range(packed, a, b, nslots[t], width[t], vstart[t])
-        end
-        if not v then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
-        values[nc] = v
-      end
     else
-      -- The row predates some of these features: slot by slot, the newer ones NOT_FOUND.
-      nc = nc - 1
-      for slot = a, b do
-        nc = nc + 1
-        if slot >= nslots[t] then
-          statuses[nc], values[nc] = NOT_FOUND, NIL
-        elseif not fresh[t] then
-          statuses[nc], values[nc] = OUTSIDE_MAX_AGE, NIL
+      local n, vs = nslots[t], vstart[t]
+      if b < n then
+        if vs < 0 then
+          statuses[nc], values[nc] = seg_stale[i], seg_nils[i]
         else
-          statuses[nc] = sub(packed, STATUS_AT + slot, STATUS_AT + slot)
-          values[nc] = slot_range(packed, slot, slot, nslots[t], width[t], vstart[t])
-          if not values[nc] then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
+          statuses[nc] = sub(packed, STATUS_AT + a, STATUS_AT + b)
+          local v
+          if a == 0 and b == n - 1 then v = sub(packed, vs + 1) else v = slot_range(packed, a, b, n, vs) end
+          if not v then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
+          values[nc] = v
+        end
+      else
+        -- The row predates some of these features: slot by slot, the newer ones NOT_FOUND.
+        nc = nc - 1
+        for slot = a, b do
+          nc = nc + 1
+          if slot >= n then
+            statuses[nc], values[nc] = NOT_FOUND, NIL
+          elseif vs < 0 then
+            statuses[nc], values[nc] = OUTSIDE_MAX_AGE, NIL
+          else
+            statuses[nc] = sub(packed, STATUS_AT + slot, STATUS_AT + slot)
+            values[nc] = slot_range(packed, slot, slot, n, vs)
+            if not values[nc] then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
+          end
         end
       end
     end
