@@ -16,10 +16,10 @@ from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec
 from .schema import valid_max_age
 
-# The blocking budget. Inside Redis a read call costs about 2.9 us per key (one HMGET per entity
-# row and key group) plus 0.55 us per cell (entity row x ref) on a 2-core machine
-# (docs/PERFORMANCE.md, "Blocking budget"). These defaults hold any call to about 25 ms at most,
-# the worst case being the width at which both bind (5 refs per key).
+# The blocking budget. Inside Redis a read call costs about 2.8 us per key (one HGET or HMGET per
+# entity row and key group); a cell (entity row x ref) costs next to nothing when refs come in
+# runs of a table's slots, and up to about 0.5 us when each ref is its own run
+# (docs/PERFORMANCE.md, "Blocking budget"). These defaults hold any call to about 20 ms at most.
 DEFAULT_MAX_CELLS_PER_CALL = 20_000
 DEFAULT_MAX_KEYS_PER_CALL = 4_000
 
