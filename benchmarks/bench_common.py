@@ -1,0 +1,136 @@
+"""What the comparison benchmarks share on the feast-lua side (main venv only).
+
+bench_vs_feast.py, bench_throughput.py and bench_memory.py load bench_data's tables through
+feast-lua's public API (Client.apply + Client.write_rows) and, in Feast's layout, through
+feast_layout or the real feast; this module holds the feast-lua half and small helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bench_data as data  # noqa: E402
+import redis  # noqa: E402
+
+from feast_lua import Client, Entity, Feature, FeatureTable, ValueType  # noqa: E402
+from feast_lua.server import RedisServer  # noqa: E402
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def event_us_now() -> int:
+    """An event time 5 minutes ago, in epoch microseconds, with a non-zero microsecond part."""
+    now = datetime.now(timezone.utc) - timedelta(minutes=5)
+    return (now - EPOCH) // timedelta(microseconds=1) // 1000 * 1000 + 123
+
+
+def as_datetime(event_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=event_us)
+
+
+def table_def(table: str) -> FeatureTable:
+    join_key, _ = data.TABLES[table]
+    return FeatureTable(
+        name=table,
+        entities=[join_key],
+        features=[Feature(n, ValueType[data.feature_type(i)])
+                  for i, n in enumerate(data.feature_names(table))],
+        max_age=timedelta(seconds=data.MAX_AGE_S),
+    )
+
+
+def apply_tables(client: Client, tables) -> None:
+    join_keys = sorted({data.TABLES[t][0] for t in tables})
+    client.apply([*(Entity(k, ValueType.INT64) for k in join_keys), *(table_def(t) for t in tables)])
+
+
+def write_lua(client: Client, table: str, ids, event_us: int, batch: int = 20_000) -> None:
+    """write_rows in batches of `batch` rows (the client splits them into its own calls)."""
+    event = as_datetime(event_us)
+    ids = list(ids)
+    for start in range(0, len(ids), batch):
+        rows = []
+        for e in ids[start:start + batch]:
+            row = data.row(table, e)
+            row["event_timestamp"] = event
+            rows.append(row)
+        client.write_rows(table, rows)
+
+
+def refs(table: str) -> list[str]:
+    return [f"{table}:{n}" for n in data.feature_names(table)]
+
+
+def percentile(samples, q: float) -> float:
+    """Nearest rank: with fewer than 100 samples p99 is the maximum."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def library_version() -> str:
+    """The commit of the library code measured, marked when its files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                "feast_lua", "lua", "templates"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def environment(url: str) -> str:
+    import hiredis
+    import msgpack
+
+    info = redis.Redis.from_url(url).info("server")
+    return (f"Redis {info['redis_version']}, Python {sys.version.split()[0]}, "
+            f"redis-py {redis.__version__}, hiredis {hiredis.__version__}, "
+            f"msgpack {'.'.join(map(str, msgpack.version))}, library at {library_version()}")
+
+
+@contextlib.contextmanager
+def redis_url(url: str | None, extra_args: list[str] | None = None):
+    """The given Redis, or a throwaway redis-server from docker/redis.conf for the block."""
+    if url:
+        yield url
+        return
+    with RedisServer(extra_args=extra_args) as server:
+        yield server.url
+
+
+def main_thread_cpu_us(r: redis.Redis) -> float:
+    """redis-server's main-thread CPU (user + sys) in microseconds: commands, I/O and parsing."""
+    cpu = r.info("cpu")
+    return (cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"]) * 1e6
+
+
+SCRIPT_COMMANDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+
+
+def command_usec(r: redis.Redis) -> tuple[float, dict[str, int]]:
+    """INFO commandstats: the usec of the commands a client sent, and every command's calls.
+
+    Commands that a script runs are listed too (with calls and usec of their own), but their
+    time is already inside the script command's usec, so when any script command ran only the
+    script commands' usec is summed. INFO and CONFIG (the benchmark's own) are left out.
+    """
+    stats = r.info("commandstats")
+    usec, calls = {}, {}
+    for name, s in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command == "info" or command.startswith("config"):
+            continue
+        usec[command] = s["usec"]
+        calls[command] = s["calls"]
+    scripts = [c for c in usec if c in SCRIPT_COMMANDS]
+    return float(sum(usec[c] for c in scripts or usec)), calls
