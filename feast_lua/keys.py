@@ -50,19 +50,21 @@ def typed(value: object, value_type: ValueType) -> bytes:
     raise TypeError(f"{value_type.name} cannot be an entity type")
 
 
-def typed_many(values: list[object], value_type: ValueType) -> list[bytes]:
-    """typed() for many values at once, in bulk C-level steps when they are all of the plain
-    Python type; anything else goes value by value, so errors stay exact."""
+def typed_many(values: list[object], value_type: ValueType, prefix: bytes = b"") -> list[bytes]:
+    """prefix + typed(value) for many values at once, in bulk C-level steps when they are all of
+    the plain Python type; anything else goes value by value, so errors stay exact."""
     kinds = set(map(type, values))
     if value_type in INT_RANGES and kinds == {int}:
         low, high = INT_RANGES[value_type]
         if low <= min(values) and max(values) <= high:
-            return [b"i%d:%b" % (len(s), s) for s in [b"%d" % v for v in values]]  # type: ignore[str-bytes-safe]
+            digits = [b"%d" % v for v in values]  # type: ignore[str-bytes-safe]
+            return [b"%bi%d:%b" % (prefix, len(d), d) for d in digits]
     elif value_type is ValueType.STRING and kinds == {str}:
-        return [b"s%d:%b" % (len(b), b) for b in [v.encode() for v in values]]  # type: ignore[attr-defined]
+        encoded = [v.encode() for v in values]  # type: ignore[attr-defined]
+        return [b"%bs%d:%b" % (prefix, len(b), b) for b in encoded]
     elif value_type is ValueType.BYTES and kinds == {bytes}:
-        return [b"b%d:%b" % (len(v), v) for v in values]  # type: ignore[arg-type]
-    return [typed(v, value_type) for v in values]
+        return [b"%bb%d:%b" % (prefix, len(v), v) for v in values]  # type: ignore[str-bytes-safe]
+    return [prefix + typed(v, value_type) for v in values]
 
 
 class KeyEncoder:
@@ -76,18 +78,21 @@ class KeyEncoder:
 
     def keys(self, rows: Sequence[Mapping[str, object]]) -> list[bytes]:
         """The key of every row, built column by column; raises EntityRowError naming the row."""
+        # A single join key (the common case) gets the whole key prefix in the same pass.
+        single = len(self.join_keys) == 1
         try:
             columns = [
-                [name + part for part in typed_many([row[key] for row in rows], value_type)]
+                typed_many([row[key] for row in rows], value_type,
+                           self.prefix + name if single else name)
                 for key, name, value_type in zip(self.join_keys, self.names, self.types)
             ]
         except (KeyError, TypeError, ValueError, UnicodeError):
             for i, row in enumerate(rows):
                 self.key(row, i)  # raises the precise error
             raise
+        if single:
+            return columns[0]
         prefix = self.prefix
-        if len(columns) == 1:
-            return [prefix + part for part in columns[0]]
         return [prefix + b"".join(parts) for parts in zip(*columns)]
 
     def key(self, row: Mapping[str, object], row_index: int) -> bytes:
