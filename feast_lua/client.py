@@ -10,8 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
 import redis
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
 
-from .errors import ConfigurationError, UnknownFeatureError, UnknownTableError
+from .errors import ConfigurationError, SchemaError, UnknownFeatureError, UnknownTableError
 from .loader import ScriptLoader
 from .refs import parse_refs
 from .registry import ProjectRegistry, to_feature_table
@@ -27,6 +29,12 @@ from .write import (
 )
 
 DEFAULT_PROJECT = "default"
+# Connection errors and timeouts are retried, a few times with a short backoff: every command the
+# client sends is safe to repeat (reads, newest-wins writes, compare-and-set registry puts, HGET,
+# SCRIPT LOAD). Each attempt can wait one socket_timeout (docs/RELIABILITY.md).
+DEFAULT_RETRIES = 3
+RETRY_BACKOFF_BASE = 0.02  # seconds; the n-th retry waits between 0.5x and 1x of base * 2**n
+RETRY_BACKOFF_CAP = 0.5
 REF_PLAN_CACHE_SIZE = 256
 
 
@@ -34,7 +42,10 @@ class Client:
     """Feast-style online features from Redis, one atomic script call per request (or per chunk).
 
     Pass a URL, host/port, or a ready `redis.Redis`. Replies are binary, so a redis-py client
-    made with decode_responses=True is refused.
+    made with decode_responses=True is refused. With a URL or host/port, `retries` bounds how
+    often a request is retried after a connection error or timeout (0: never), and the TLS
+    options apply to rediss:// URLs or, for host/port, switch TLS on. A ready `redis.Redis`
+    keeps its own timeouts, retry policy and TLS settings.
     """
 
     def __init__(
@@ -45,6 +56,7 @@ class Client:
         port: int | None = None,
         db: int = 0,
         password: str | None = None,
+        username: str | None = None,
         redis: redis.Redis | None = None,
         project: str = DEFAULT_PROJECT,
         max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
@@ -54,11 +66,22 @@ class Client:
         registry_ttl: float = 1.0,
         socket_timeout: float | None = 5.0,
         socket_connect_timeout: float | None = 5.0,
+        retries: int = DEFAULT_RETRIES,
+        ssl: bool = False,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ):
         if sum(x is not None for x in (url, redis, host or port)) > 1:
             raise ConfigurationError("pass one of url, host/port or redis, not several")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
         if redis is None:
-            redis = _connect(url, host, port, db, password, socket_timeout, socket_connect_timeout)
+            tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+            options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout,
+                       "retry": Retry(EqualJitterBackoff(cap=RETRY_BACKOFF_CAP, base=RETRY_BACKOFF_BASE),
+                                      retries)}
+            redis = _connect(url, host, port, db, username, password, ssl, tls, options)
         if redis.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
                 "the redis client was made with decode_responses=True; feast-lua replies are"
@@ -132,6 +155,8 @@ class Client:
         """Registers entities and feature tables; re-applying a table updates it in place."""
         if isinstance(objects, (Entity, FeatureTable)):
             objects = [objects]
+        elif not isinstance(objects, Iterable):
+            raise SchemaError(f"apply() takes Entity and FeatureTable objects, not {objects!r}")
         return self.registry.apply(self._project(project), objects)
 
     def write_rows(
@@ -179,6 +204,7 @@ class Client:
         return self.project if project is None else check_name("project", project)
 
     def _table(self, project: str, name: str):
+        check_name("feature table", name)  # a list or dict is not a name, and no table has it
         spec = self.registry.get(project).tables.get(name)
         if spec is None:
             spec = self.registry.get(project, refresh=True).tables.get(name)
@@ -187,11 +213,18 @@ class Client:
         return spec
 
 
-def _connect(url, host, port, db, password, socket_timeout, socket_connect_timeout) -> redis.Redis:
-    options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+def _connect(url, host, port, db, username, password, ssl, tls, options) -> redis.Redis:
+    tls = {k: v for k, v in tls.items() if v is not None}
+    if username is not None:
+        options["username"] = username
+    if password is not None:
+        options["password"] = password
     if url is not None:
-        return redis.Redis.from_url(url, **options)
-    return redis.Redis(host=host or "localhost", port=port or 6379, db=db, password=password, **options)
+        if (tls or ssl) and not url.startswith("rediss://"):
+            raise ConfigurationError("TLS needs a rediss:// URL (or host/port with ssl=True)")
+        return redis.Redis.from_url(url, **options, **tls)  # credentials in the URL win
+    return redis.Redis(host=host or "localhost", port=port or 6379, db=db, ssl=ssl or bool(tls),
+                       **tls, **options)
 
 
 def _ttl_ms(ttl: timedelta | None) -> int:

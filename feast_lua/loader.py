@@ -23,6 +23,9 @@ from .errors import RedisUnavailableError, ScriptError
 from .resources import lua_dir
 
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
+# NOSCRIPT -> SCRIPT LOAD -> send again, at most this many times in all: one reload covers a
+# restart or a failover; a few more ride out SCRIPT FLUSH repeated during the reload.
+NOSCRIPT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,11 @@ class ScriptLoader:
         command = "EVALSHA_RO" if script.read_only else "EVALSHA"
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
-        for attempt in range(2):
+        for attempt in range(NOSCRIPT_ATTEMPTS):
             replies = self._send(script, command, [calls[i] for i in pending])
             retry = []
             for i, reply in zip(pending, replies):
-                if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 0:
+                if isinstance(reply, redis.exceptions.NoScriptError) and attempt < NOSCRIPT_ATTEMPTS - 1:
                     retry.append(i)
                 elif isinstance(reply, Exception):
                     raise _script_error(name, reply) from reply
@@ -88,15 +91,17 @@ class ScriptLoader:
             pack_command((command, script.sha, len(keys), *keys, *args)) for keys, args in calls
         ])
         pool = self.client.connection_pool
-        conn = pool.get_connection()
         try:
-            return conn.retry.call_with_retry(
-                lambda: _round_trip(conn, packed, len(calls)), lambda _error: conn.disconnect()
-            )
+            # get_connection() connects when the pool has no live connection, so it fails too.
+            conn = pool.get_connection()
+            try:
+                return conn.retry.call_with_retry(
+                    lambda: _round_trip(conn, packed, len(calls)), lambda _error: conn.disconnect()
+                )
+            finally:
+                pool.release(conn)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             raise RedisUnavailableError(f"Redis is unreachable while running {script.name}: {e}") from e
-        finally:
-            pool.release(conn)
 
     def _load(self, script: LoadedScript) -> None:
         try:
@@ -119,4 +124,12 @@ def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
 
 
 def _script_error(name: str, error: Exception) -> ScriptError:
+    if isinstance(error, redis.exceptions.OutOfMemoryError):
+        # Redis refuses a script that may write before running it, so this call wrote nothing;
+        # the read script (flagged no-writes) keeps working.
+        return ScriptError(
+            f"script {name!r} refused: Redis is out of memory (used memory > maxmemory, and"
+            f" maxmemory-policy noeviction never drops features); this call wrote nothing and"
+            f" reads keep working. Free memory or raise maxmemory. Redis said: {error}"
+        )
     return ScriptError(f"script {name!r} failed: {error}")
