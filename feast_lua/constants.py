@@ -50,7 +50,10 @@ ERR_CONFLICT = "CONFLICT"
 
 def template_context() -> dict[str, object]:
     """Everything the templates may use; nothing user-supplied ever goes in here."""
+    from .types import ValueType  # types.py imports this module
+
     return {
+        "VALUE_TYPE_NAMES": [t.name for t in ValueType if t is not ValueType.UNKNOWN],
         "STATUS_PRESENT": STATUS_PRESENT,
         "STATUS_NULL_VALUE": STATUS_NULL_VALUE,
         "STATUS_NOT_FOUND": STATUS_NOT_FOUND,

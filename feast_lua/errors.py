@@ -60,3 +60,7 @@ class ScriptError(FeastLuaError):
 
 class RowError(FeastLuaError, ValueError):
     """A row to write lacks a feature or its event timestamp, or has a column the table lacks."""
+
+
+class RequestError(FeastLuaError, TypeError):
+    """An option of a request has the wrong type or range, e.g. a max_age override."""

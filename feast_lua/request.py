@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .constants import MAX_TABLES_PER_REQUEST
-from .errors import EntityRowError, InvalidFeatureRefError, UnknownFeatureError, UnknownTableError
+from .errors import (
+    EntityRowError,
+    InvalidFeatureRefError,
+    RequestError,
+    UnknownFeatureError,
+    UnknownTableError,
+)
 from .keys import KeyEncoder
 from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec
@@ -147,14 +153,16 @@ def _types(registry: ProjectRegistry, group: tuple[str, ...]):
 
 def _max_ages(tables: list[TableSpec], overrides: Mapping[str, timedelta] | None) -> list[int]:
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise TypeError(f"max_age must map table names to timedeltas, got {overrides!r}")
+        raise RequestError(f"max_age must map table names to timedeltas, got {overrides!r}")
     overrides = dict(overrides or {})
     requested = {t.name for t in tables}
     for name, age in overrides.items():
         if name not in requested:
             raise UnknownTableError(f"max_age names table {name!r}, which no feature ref requests")
         if not valid_max_age(age):
-            raise TypeError(f"max_age[{name!r}] must be a timedelta >= 0 and under 285 years, got {age!r}")
+            raise RequestError(
+                f"max_age[{name!r}] must be a timedelta >= 0 and under 285 years, got {age!r}"
+            )
     return [overrides[t.name] // US if t.name in overrides else t.max_age_us for t in tables]
 
 

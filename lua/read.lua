@@ -81,6 +81,8 @@ if not G or G < 1 then return bad_request('ARGV[1] (key groups) must be an integ
 if not T or T < 1 or T > 1000 then
   return bad_request('ARGV[2] (tables) must be an integer in 1..1000')
 end
+-- Every key group has a table, so G <= T; checked before anything is allocated per group.
+if G > T then return bad_request('ARGV[1] (key groups) must be an integer in 1..' .. T) end
 local F = argv_count(3 + 3 * T)
 if not F or F < 1 then return bad_request('ARGV[' .. (3 + 3 * T) .. '] (refs) must be an integer >= 1') end
 if #ARGV ~= 3 + 3 * T + 2 * F then

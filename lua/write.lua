@@ -12,6 +12,7 @@ Reply   array of 2 integers: {rows written, rows skipped as not newer}
         A written row refreshes its key's TTL when ARGV[2] > 0.
 Errors  BADREQUEST <why>     #ARGV ~= 2 + #KEYS, or a TTL that is not an integer in 0..2^53
         BADROW <i>           packed row i is malformed; nothing was written
+        WRONGTYPE ...        a key holds another type than a hash; nothing was written
 ]]
 local function bad_request(why)
   return redis.error_reply('BADREQUEST ' .. why)
@@ -51,6 +52,7 @@ local offset_fmt = { [2] = '>I2', [4] = '>I4' }
 local PRESENT, NULL_VALUE = 1, 2
 local NIL = 192
 local event, created = {}, {}
+local stored = {}  -- key -> the row stored under the table's field, or false
 for i = 1, N do
   local row = ARGV[2 + i]
   local ev, cr, n, w, vstart = row_header(row)
@@ -68,20 +70,30 @@ for i = 1, N do
   end
   if vstart + prev ~= #row then return redis.error_reply('BADROW ' .. i) end
   event[i], created[i] = ev, cr
+  -- Read what is stored now, so a key of another type (WRONGTYPE) fails the call before any write.
+  local key = KEYS[i]
+  if stored[key] == nil then
+    local current = redis.pcall('HGET', key, field)
+    if type(current) == 'table' and current.err then return current end
+    stored[key] = current
+  end
 end
 
+-- Apply in order; `stored` follows the writes, so rows for the same key see each other.
 local written, skipped = 0, 0
 for i = 1, N do
-  local stored = redis.call('HGET', KEYS[i], field)
+  local key = KEYS[i]
+  local current = stored[key]
   local newer = true
-  if stored then
-    local ev, cr = row_header(stored)
+  if current then
+    local ev, cr = row_header(current)
     -- A malformed stored row can only be repaired by overwriting it.
     if ev then newer = event[i] > ev or (event[i] == ev and created[i] > cr) end
   end
   if newer then
-    redis.call('HSET', KEYS[i], field, ARGV[2 + i])
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
+    redis.call('HSET', key, field, ARGV[2 + i])
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    stored[key] = ARGV[2 + i]
     written = written + 1
   else
     skipped = skipped + 1

@@ -433,20 +433,17 @@ def test_hostile_strings_are_stored_and_read_back_as_data(raw, client):
     assert script_calls(raw)["eval"] == script_calls(raw)["eval_ro"] == 0
 
 
-# --- Known gaps (docs/RELIABILITY.md): each passes once the script or client is fixed ----------------
+# --- Gaps found by fuzzing, now fixed: each pins its fix ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="read.lua allocates ARGV[1] key groups before checking them")
 def test_read_script_refuses_more_key_groups_than_tables(store):
     start = time.monotonic()
     _, error = raw_call(store, "EVALSHA_RO", SCRIPTS["read"].sha, [],
                         [b"200000", b"1", b"t", b"1", b"0", b"1", b"1", b"0"])
     elapsed = time.monotonic() - start
-    # Today: "key group 2 has no table" after building 200,000 tables (ARGV[1] = 2**53 would
-    # hold Redis and eat its memory for good). Wanted: refused up front, since G <= T.
+    # Refused up front, since every key group has a table (G <= T): nothing is allocated per group.
     assert error is not None and "ARGV[1]" in str(error) and elapsed < 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="write.lua writes rows before a later key fails WRONGTYPE")
 def test_write_script_leaves_nothing_when_a_key_is_not_a_hash(store, client):
     registry = client.registry.get("default")
     from feast_lua.write import plan_write
@@ -461,7 +458,6 @@ def test_write_script_leaves_nothing_when_a_key_is_not_a_hash(store, client):
     assert snapshot(store) == before
 
 
-@pytest.mark.xfail(strict=True, reason="registry_put checks only format and version")
 @pytest.mark.parametrize("doc", [
     {"tables": []},
     {"project": "default", "entities": {}, "tables": {"t": {}}},
@@ -483,7 +479,6 @@ def test_a_malformed_stored_registry_gives_a_clear_error(raw, client):
         client.get_online_features(SEED_REFS, [{"driver_id": 1}])
 
 
-@pytest.mark.xfail(strict=True, reason="a bad max_age override raises a plain TypeError")
 def test_a_bad_max_age_override_raises_a_feast_lua_error(raw, client):
     client.apply([driver, driver_trips])
     with pytest.raises(FeastLuaError):

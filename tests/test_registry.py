@@ -184,7 +184,8 @@ def test_concurrent_applies_all_land(client, redis_server):
 def test_registry_put_refuses_a_stale_version_and_bad_documents(seeded, raw):
     with pytest.raises(Exception, match="CONFLICT 1"):
         seeded.loader.call("registry_put", [registry_key("default")],
-                           [0, json.dumps({"format": 1, "version": 1})])
+                           [0, json.dumps({"format": 1, "version": 1, "project": "default",
+                                           "entities": {}, "tables": {}})])
     with pytest.raises(Exception, match="BADREQUEST"):
         seeded.loader.call("registry_put", [registry_key("default")], [1, "not json"])
     assert int(raw.hget(registry_key("default"), "version")) == 1
