@@ -13,15 +13,22 @@ import redis
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
-from .errors import ConfigurationError, SchemaError, UnknownFeatureError, UnknownTableError
+from .errors import (
+    ConfigurationError,
+    SchemaError,
+    ScriptError,
+    UnknownFeatureError,
+    UnknownTableError,
+)
 from .loader import ScriptLoader
 from .refs import parse_refs
 from .registry import ProjectRegistry, to_feature_table
 from .registry_store import RegistryStore
 from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL, RefPlan, plan_refs
-from .response import GetOnlineFeaturesResponse
+from .response import GetOnlineFeaturesResponse, ReplyPart, decode_reply
 from .schema import MAX_AGE_LIMIT, Entity, FeatureTable, check_name
 from .write import (
+    DEFAULT_MAX_BYTES_PER_WRITE,
     DEFAULT_MAX_CELLS_PER_WRITE,
     DEFAULT_MAX_ROWS_PER_WRITE,
     WriteResult,
@@ -63,6 +70,7 @@ class Client:
         max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
         max_rows_per_write: int = DEFAULT_MAX_ROWS_PER_WRITE,
         max_cells_per_write: int = DEFAULT_MAX_CELLS_PER_WRITE,
+        max_bytes_per_write: int = DEFAULT_MAX_BYTES_PER_WRITE,
         registry_ttl: float = 1.0,
         socket_timeout: float | None = 5.0,
         socket_connect_timeout: float | None = 5.0,
@@ -88,7 +96,8 @@ class Client:
                 " binary msgpack, so pass a client with decode_responses=False"
             )
         limits = {"max_cells_per_call": max_cells_per_call, "max_keys_per_call": max_keys_per_call,
-                  "max_rows_per_write": max_rows_per_write, "max_cells_per_write": max_cells_per_write}
+                  "max_rows_per_write": max_rows_per_write, "max_cells_per_write": max_cells_per_write,
+                  "max_bytes_per_write": max_bytes_per_write}
         for name, value in limits.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
@@ -99,6 +108,7 @@ class Client:
         self.max_keys_per_call = max_keys_per_call
         self.max_rows_per_write = max_rows_per_write
         self.max_cells_per_write = max_cells_per_write
+        self.max_bytes_per_write = max_bytes_per_write
         self.loader = ScriptLoader(redis)
         self.registry = RegistryStore(redis, self.loader, registry_ttl)
         self._ref_plans: dict[tuple, RefPlan] = {}
@@ -118,8 +128,27 @@ class Client:
         project = self._project(project)
         plan = self._ref_plan(project, feature_refs, max_age).bind(entity_rows)
         calls = plan.calls(self.max_cells_per_call, self.max_keys_per_call)
-        replies = self.loader.call_many("read", calls)
-        return GetOnlineFeaturesResponse(plan, replies)
+        groups = len(plan.keys) // len(plan.entity_rows)
+        return GetOnlineFeaturesResponse(plan, self._read(calls, len(plan.refs), groups))
+
+    def _read(self, calls: list, refs: int, groups: int) -> list[ReplyPart]:
+        """The read calls' decoded replies in entity row order. A call whose values passed the
+        script's byte budget answers for its first rows only; the rest is asked for again."""
+        parts: list[list[ReplyPart]] = [[] for _ in calls]
+        pending = list(enumerate(calls))
+        while pending:
+            replies = self.loader.call_many("read", [call for _, call in pending])
+            unfinished = []
+            for (index, (keys, args)), reply in zip(pending, replies):
+                part = decode_reply(reply)
+                parts[index].append(part)
+                done = part.rows(refs) * groups
+                if done == 0:
+                    raise ScriptError("the read script answered for no entity row of a call")
+                if done < len(keys):
+                    unfinished.append((index, (keys[done:], args)))
+            pending = unfinished
+        return [part for call_parts in parts for part in call_parts]
 
     def _ref_plan(
         self, project: str, feature_refs: Sequence[str], max_age: Mapping[str, timedelta] | None
@@ -177,7 +206,9 @@ class Client:
         spec = self._table(project, table)
         plan = plan_write(self.registry.get(project), spec, rows)
         ttl_ms = _ttl_ms(ttl)
-        calls = plan.calls(ttl_ms, self.max_rows_per_write, self.max_cells_per_write)
+        calls = plan.calls(
+            ttl_ms, self.max_rows_per_write, self.max_cells_per_write, self.max_bytes_per_write
+        )
         replies = self.loader.call_many("write", calls)
         return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
 

@@ -38,6 +38,11 @@ MAX_SLOTS = 65535
 # about 8000 values; requests are held far below it.
 MAX_TABLES_PER_REQUEST = 1000
 
+# A read call stops after the entity row at which its reply's values pass this many bytes, and
+# answers for the rows so far; the client asks again for the rest. Big values cost by the byte,
+# so this keeps such calls within the blocking budget too.
+READ_REPLY_BUDGET_BYTES = 8 * 1024 * 1024
+
 # The scripts hold integers in Lua doubles, exact up to 2^53: timestamps in us (years 1685-2255),
 # max ages in us (285 years) and TTLs in ms must stay below it.
 LUA_EXACT_INT = 2**53
@@ -66,6 +71,7 @@ def template_context() -> dict[str, object]:
         "ROW_FORMAT_U32": ROW_FORMAT_U32,
         "ROW_HEADER_SIZE": ROW_HEADER_SIZE,
         "MAX_TABLES_PER_REQUEST": MAX_TABLES_PER_REQUEST,
+        "READ_REPLY_BUDGET_BYTES": READ_REPLY_BUDGET_BYTES,
         "ERR_BADREQUEST": ERR_BADREQUEST,
         "ERR_BADROW": ERR_BADROW,
         "ERR_CONFLICT": ERR_CONFLICT,

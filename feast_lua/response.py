@@ -10,7 +10,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -39,27 +39,41 @@ class FieldValues:
     statuses: dict[str, FieldStatus]
 
 
+class ReplyPart(NamedTuple):
+    """One read call's reply, decoded (docs/PROTOCOL.md, "Read reply")."""
+
+    now_us: int
+    statuses: bytes  # one byte per cell, row-major
+    stamps: bytes  # 8 bytes per (row, table)
+    values: list[Any]  # one per cell, row-major
+
+    def rows(self, refs: int) -> int:
+        return len(self.statuses) // refs
+
+
+def decode_reply(reply: bytes) -> ReplyPart:
+    try:
+        return ReplyPart(*msgpack.unpackb(reply, timestamp=3))
+    except Exception as e:  # anything but our reply shape
+        raise ScriptError(f"read script returned an unexpected reply: {e!r}") from e
+
+
 class GetOnlineFeaturesResponse:
     FieldStatus = FieldStatus
 
-    def __init__(self, plan: ReadPlan, replies: Sequence[bytes]):
+    def __init__(self, plan: ReadPlan, parts: Sequence[ReplyPart]):
+        """`parts` are the decoded replies of the request's calls, in entity row order."""
         self._refs = plan.ref_plan.names
         self._ref_tables = plan.ref_tables
         self._tables = len(plan.tables)
         self._entity_rows = plan.entity_rows
-        statuses, stamps, values = [], [], []
-        for reply in replies:
-            try:
-                now, st, ts, vals = msgpack.unpackb(reply, timestamp=3)
-            except Exception as e:  # anything but our reply shape
-                raise ScriptError(f"read script returned an unexpected reply: {e!r}") from e
-            statuses.append(st)
-            stamps.append(ts)
-            values.extend(vals)
-        self.server_time_us: int = now
-        self._statuses = b"".join(statuses)
-        self._stamps = b"".join(stamps)
-        self._values = values
+        self.server_time_us: int = parts[-1].now_us
+        self._statuses = b"".join([p.statuses for p in parts])
+        self._stamps = b"".join([p.stamps for p in parts])
+        if len(parts) == 1:
+            self._values = parts[0].values
+        else:
+            self._values = [v for p in parts for v in p.values]
 
     @property
     def feature_refs(self) -> list[str]:

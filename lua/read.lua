@@ -15,6 +15,9 @@ Reply   one msgpack array of 4, cells row-major (row r, ref f at (r-1)*F + f):
                         3 NOT_FOUND, then 4 OUTSIDE_MAX_AGE, then 2 NULL_VALUE, else 1 PRESENT
         [3] event_ts    bin of N*T big-endian i64 microseconds, row-major; 0 where no row is stored
         [4] values      array of N*F msgpack values, nil unless the cell is PRESENT
+        When the values pass 8388608 bytes, the call stops after that entity row and
+        all four parts cover only the first N' < N rows (N' = #statuses / F): send the KEYS of
+        the other rows again, in another call.
 Errors  BADREQUEST <why>     ARGV malformed (numbers are plain decimal digits), a key group with
                              no table, or #KEYS not a multiple of G
         BADROW <i>           KEYS[i] holds a packed row that is malformed
@@ -169,6 +172,7 @@ end
 -- statuses[i] and values[i] are always appended together, so one counter serves both.
 local statuses, stamps, values = {}, {}, {}
 local nc, nt, key_index = 0, 0, 0
+local served, value_bytes = N, 0
 for r = 1, N do
   for g = 1, G do
     key_index = key_index + 1
@@ -207,6 +211,7 @@ for r = 1, N do
           if a == 0 and b == n - 1 then v = sub(packed, vs + 1) else v = slot_range(packed, a, b, n, vs) end
           if not v then return redis.error_reply('BADROW ' .. ((r - 1) * G + group_of[t])) end
           values[nc] = v
+          value_bytes = value_bytes + #v
         end
       else
         -- The row predates some of these features: slot by slot, the newer ones NOT_FOUND.
@@ -226,6 +231,11 @@ for r = 1, N do
       end
     end
   end
+  -- Big values: answer for the rows so far; the caller asks again for the rest.
+  if value_bytes >= 8388608 and r < N then
+    served = r
+    break
+  end
 end
 
 local status_bytes = table.concat(statuses)
@@ -233,4 +243,4 @@ local stamp_bytes = table.concat(stamps)
 return string.char(0x94) .. mp_int64(now)
   .. mp_bin_header(#status_bytes) .. status_bytes
   .. mp_bin_header(#stamp_bytes) .. stamp_bytes
-  .. mp_array_header(N * F) .. table.concat(values)
+  .. mp_array_header(served * F) .. table.concat(values)

@@ -241,3 +241,18 @@ def test_any_ref_order_and_subset_reads_the_same_cells(seeded, order):
         assert got[ref] == alone[ref]
         assert got["statuses"][ref] == alone["statuses"][ref]
     assert got["statuses"].get("driver_trips:rating", [S.NULL_VALUE])[0] == S.NULL_VALUE
+
+
+def test_a_call_past_its_reply_byte_budget_is_continued_in_order(client, raw):
+    client.apply([driver, FeatureTable("blobs", ["driver_id"], [Feature("blob", ValueType.STRING)])])
+    blob = "x" * 40_000  # 300 rows: about 12 MB, past the 8 MiB reply budget of one call
+    client.write_rows("blobs", [{"driver_id": i, "blob": f"{i:06d}{blob}", "event_timestamp": NOW}
+                                for i in range(300)])
+    client.get_online_features(["blobs:blob"], [{"driver_id": 0}])  # loads the script
+    client.max_keys_per_call = 250  # two calls; the first stops early and is continued
+    raw.config_resetstat()
+    rows = [{"driver_id": i} for i in range(300)] + [{"driver_id": 999}]
+    d = client.get_online_features(["blobs:blob"], rows).to_dict(include_statuses=True)
+    assert d["blobs:blob"][:300] == [f"{i:06d}{blob}" for i in range(300)]
+    assert d["blobs:blob"][300] is None and d["statuses"]["blobs:blob"][300] == S.NOT_FOUND
+    assert raw.info("commandstats")["cmdstat_evalsha_ro"]["calls"] == 3

@@ -34,7 +34,7 @@ from feast_lua.refs import parse_refs  # noqa: E402
 from feast_lua.registry import empty, merge  # noqa: E402
 from feast_lua.registry_store import registry_key  # noqa: E402
 from feast_lua.request import plan_read  # noqa: E402
-from feast_lua.response import GetOnlineFeaturesResponse  # noqa: E402
+from feast_lua.response import GetOnlineFeaturesResponse, decode_reply  # noqa: E402
 from feast_lua.rows import pack_row, unpack_row  # noqa: E402
 from feast_lua.server import RedisServer  # noqa: E402
 from feast_lua.values import NIL, encoder  # noqa: E402
@@ -279,7 +279,8 @@ def test_scenario_calls_offline(name):
             assert [(hexes(k), hexes(a)) for k, a in calls] == [
                 (c["keys_hex"], c["argv_hex"]) for c in step["calls"]]
             replies = [bytes.fromhex(c["reply_hex"]) for c in step["calls"]]
-            check_response(GetOnlineFeaturesResponse(plan, replies), step["expected"])
+            check_response(GetOnlineFeaturesResponse(plan, [decode_reply(r) for r in replies]),
+                           step["expected"])
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -42,7 +42,7 @@ from feast_lua.refs import parse_refs  # noqa: E402
 from feast_lua.registry import empty, merge  # noqa: E402
 from feast_lua.registry_store import registry_key  # noqa: E402
 from feast_lua.request import DEFAULT_MAX_CELLS_PER_CALL, plan_read  # noqa: E402
-from feast_lua.response import GetOnlineFeaturesResponse  # noqa: E402
+from feast_lua.response import GetOnlineFeaturesResponse, decode_reply  # noqa: E402
 from feast_lua.rows import pack_row  # noqa: E402
 from feast_lua.schema import Entity, Feature, FeatureTable  # noqa: E402
 from feast_lua.server import RedisServer  # noqa: E402
@@ -1005,7 +1005,7 @@ def run_read(conn: Resp, shas: dict, scenario: dict, registry, step: dict, max_c
         replies.append(reply)
         calls.append({**call_json("read", keys, argv), "reply_hex": mask_now(reply).hex(),
                       "reply_parts": split_reply(reply)})
-    response = GetOnlineFeaturesResponse(plan, replies)
+    response = GetOnlineFeaturesResponse(plan, [decode_reply(r) for r in replies])
     statuses = response.statuses()
     values = response.to_dict()
     stamps = response.event_timestamps()
