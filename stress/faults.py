@@ -29,27 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import redis  # noqa: E402
-from helpers_faults import FaultCounts, FaultLoad  # noqa: E402
+from helpers_faults import FaultCounts, FaultLoad, flush_scripts_under_load  # noqa: E402
 
 from feast_lua.server import RedisServer  # noqa: E402
 
 
 def flush_phase(seconds: float) -> tuple[int, FaultCounts]:
-    with RedisServer() as server:
-        load = FaultLoad(server.url)
-        load.setup()
-        admin = redis.Redis.from_url(server.url)
-        flushes = 0
-        with load:
-            load.wait_for(reads=5, writes=5)
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                admin.script_flush()
-                flushes += 1
-                time.sleep(0.002)
-        admin.close()
-        return flushes, load.counts
+    return flush_scripts_under_load(seconds)
 
 
 def restart_phase(restarts: int, retries: int) -> tuple[int, FaultCounts]:

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import redis
+
 from feast_lua import Client, Entity, Feature, FeatureTable, FieldStatus, RedisUnavailableError, ValueType
 
 BASE = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -161,3 +163,25 @@ class FaultLoad:
                     return
             time.sleep(0.01)
         raise AssertionError(f"the load made no progress: {self.counts}")
+
+
+def flush_scripts_under_load(seconds: float) -> tuple[int, FaultCounts]:
+    """SCRIPT FLUSH every 2 ms for `seconds` under the checked load of a fresh server; returns the
+    number of flushes and the load's counts (the test's short form and stress/'s long form)."""
+    from feast_lua.server import RedisServer
+
+    with RedisServer() as server:
+        load = FaultLoad(server.url)
+        load.setup()
+        admin = redis.Redis.from_url(server.url)
+        flushes = 0
+        with load:
+            load.wait_for(reads=5, writes=5)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                admin.script_flush()
+                flushes += 1
+                time.sleep(0.002)
+            load.wait_for(reads=load.counts.reads + 5, writes=load.counts.writes + 5)
+        admin.close()
+        return flushes, load.counts

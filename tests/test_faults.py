@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-from helpers_faults import REFS, TABLE, FaultLoad, row
+from helpers_faults import REFS, TABLE, FaultLoad, flush_scripts_under_load, row
 from helpers_redis import snapshot
 
 from feast_lua import Client, Entity, Feature, FeatureTable, RedisUnavailableError, ScriptError, ValueType
@@ -44,26 +44,12 @@ def timed(fn):
 # --- Script cache loss ----------------------------------------------------------------------------
 
 def test_script_flush_in_a_loop_under_load_gives_no_wrong_answer_and_no_failure():
-    with RedisServer() as server:
-        load = FaultLoad(server.url)
-        load.setup()
-        admin = redis.Redis.from_url(server.url)
-        flushes = 0
-        with load:
-            load.wait_for(reads=5, writes=5)
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
-                admin.script_flush()
-                flushes += 1
-                time.sleep(0.002)
-            load.wait_for(reads=load.counts.reads + 5, writes=load.counts.writes + 5)
-        counts = load.counts
-        assert flushes > 200
-        assert counts.reads > 50 and counts.writes > 50, counts
-        assert counts.wrong_answers == 0, counts.wrong
-        assert counts.unexpected == []
-        assert counts.failed == 0, counts
-        admin.close()
+    flushes, counts = flush_scripts_under_load(2.0)
+    assert flushes > 200
+    assert counts.reads > 50 and counts.writes > 50, counts
+    assert counts.wrong_answers == 0, counts.wrong
+    assert counts.unexpected == []
+    assert counts.failed == 0, counts
 
 
 def restart_under_load(retries: int, restarts: int = 3):
