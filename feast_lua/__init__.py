@@ -17,6 +17,7 @@ from .errors import (
     UnknownTableError,
     ValueTypeError,
 )
+from .ingest import IngestResult, Rejection
 from .response import FieldValues, GetOnlineFeaturesResponse, OnlineResponse
 from .schema import Entity, Feature, FeatureTable
 from .types import FieldStatus, ValueType
@@ -32,10 +33,12 @@ __all__ = [
     "FeatureTable",
     "FieldStatus",
     "FieldValues",
+    "IngestResult",
     "GetOnlineFeaturesResponse",
     "InvalidFeatureRefError",
     "OnlineResponse",
     "RedisUnavailableError",
+    "Rejection",
     "RegistryConflictError",
     "RequestError",
     "RowError",

@@ -3,6 +3,9 @@
     feast-lua scripts list                  names, SHAs and flags from lua/manifest.json
     feast-lua scripts show NAME             a script's source, byte for byte
     feast-lua scripts load [--redis-url U]  SCRIPT LOAD every script, check each SHA
+    feast-lua apply SPEC                    register entities and feature tables (YAML)
+    feast-lua ingest TABLE FILE             write a Parquet or CSV file, newest-wins
+    feast-lua get TABLE:FEATURE... --entity K=V   print online features as a table
 
 The scripts are the API (docs/PROTOCOL.md): these commands let any client, in any language, see
 and load exactly what the Python client runs. Each command group is a subparser, so later groups
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import redis
 
+from .cli_data import add_commands
+from .errors import FeastLuaError
 from .resources import lua_dir
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
@@ -146,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--redis-url", metavar="URL",
                       help=f"redis:// or rediss:// URL (default: $REDIS_URL, else {DEFAULT_REDIS_URL})")
     load.set_defaults(func=scripts_load)
+
+    add_commands(groups)  # apply, ingest, get (cli_data.py)
     return parser
 
 
@@ -153,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except CliError as e:
+    except (CliError, FeastLuaError) as e:
         print(f"feast-lua: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `feast-lua scripts show read | head`

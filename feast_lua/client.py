@@ -212,6 +212,31 @@ class Client:
         replies = self.loader.call_many("write", calls)
         return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
 
+    def ingest(
+        self,
+        table: str,
+        source: object,
+        project: str | None = None,
+        timestamp_column: str = "event_timestamp",
+        created_timestamp_column: str | None = None,
+        chunk_rows: int = 10_000,
+        ttl: timedelta | None = None,
+        progress: bool | None = None,
+        on_error: str = "skip",
+    ):
+        """Writes a Parquet or CSV file, a pandas DataFrame or a pyarrow Table newest-wins, in
+        chunks of `chunk_rows` rows; needs `feast-lua[files]`. Returns an IngestResult.
+
+        The columns are checked against the table before anything is written (SchemaError). A
+        chunk with a bad row is rejected whole, reported with the row numbers, and ingestion
+        goes on (on_error="skip") or stops (on_error="stop"). `progress`: a tqdm bar on stderr;
+        None shows it when stderr is a TTY. See feast_lua/ingest.py.
+        """
+        from .ingest import ingest
+
+        return ingest(self, table, source, project, timestamp_column, created_timestamp_column,
+                      chunk_rows, ttl, progress, on_error)
+
     def get_feature_table(self, name: str, project: str | None = None) -> FeatureTable:
         return to_feature_table(self._table(self._project(project), name))
 
