@@ -14,84 +14,54 @@ The calls of one size run back to back after a warm-up call, so each pays about 
 of Lua's incremental garbage collection (a big call's garbage is otherwise collected during the
 calls that follow it, whatever their size).
 
-* read: cells per call (entity rows x refs) with 1 and 10 refs of a 10-feature table and 50
-  refs of a 50-feature table, every cell PRESENT. The 1-ref case shows the cost of a row;
+* read: cells per call (entity rows x refs) with 1 and 10 refs of bench_f10 and 50 refs of
+  bench_f50 (bench_data.py's tables and values), every cell PRESENT. The 1-ref case shows the
+  cost of a row;
 * write: rows per call at 10 and 50 features, each call replacing stored rows with newer ones
   (the most expensive path: HGET, header parse, HSET for every row).
 
 Per script it fits  time = per_row * rows + per_cell * cells  to the medians (least squares),
 then prints the largest call that stays under --target-ms, and what the client's defaults cost.
+
+Last, whole requests through the client with its default limits (10,000 rows x 1, 10 and 50
+refs; write_rows of 10,000 rows at 10 and 50 features): how many script calls each became, and
+the longest of them by SLOWLOG, with slowlog-log-slower-than 1000 for that part only (the
+commands a script runs take microseconds, so at 1 ms only whole script calls are logged; a
+call under 1 ms is not logged at all).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common as common  # noqa: E402
+import bench_data as data  # noqa: E402
 import redis  # noqa: E402
 
-from feast_lua import Client, Entity, Feature, FeatureTable, ValueType  # noqa: E402
+from feast_lua import Client  # noqa: E402
 from feast_lua.refs import parse_refs  # noqa: E402
 from feast_lua.request import plan_read  # noqa: E402
-from feast_lua.server import RedisServer  # noqa: E402
 from feast_lua.write import plan_write  # noqa: E402
 
-ENTITY = "driver_id"
-TYPES = [ValueType.INT64, ValueType.DOUBLE, ValueType.FLOAT, ValueType.STRING, ValueType.BOOL]
 READ_REFS = {1: 10, 10: 10, 50: 50}  # refs per request -> features of the table they come from
 WRITE_FEATURES = (10, 50)
 FULL = {"read_cells": (1_000, 5_000, 10_000, 25_000, 50_000, 100_000),
         "write_rows": (250, 500, 1_000, 2_000, 5_000, 10_000), "reps": 7}
 QUICK = {"read_cells": (1_000, 10_000, 50_000), "write_rows": (500, 2_000, 5_000), "reps": 3}
-LOAD_BATCH = 5_000
-
-
-def feature_name(i: int) -> str:
-    return f"f{i:02d}_{TYPES[i % len(TYPES)].name.lower()}"
-
-
-def feature_value(i: int, entity_id: int) -> object:
-    kind = TYPES[i % len(TYPES)]
-    if kind is ValueType.INT64:
-        return entity_id * 7 + i
-    if kind is ValueType.DOUBLE:
-        return entity_id / 3.0 + i
-    if kind is ValueType.FLOAT:
-        return (entity_id % 1000) / 8.0
-    if kind is ValueType.STRING:
-        return f"value-{entity_id % 997}-{i}"
-    return entity_id % 2 == 0
-
-
-def table_name(features: int) -> str:
-    return f"bench_f{features}"
-
-
-def table_def(features: int) -> FeatureTable:
-    return FeatureTable(
-        name=table_name(features),
-        entities=[ENTITY],
-        features=[Feature(feature_name(i), TYPES[i % len(TYPES)]) for i in range(features)],
-        max_age=timedelta(days=1),
-    )
-
-
-def rows_of(features: int, ids: range, event: datetime) -> list[dict]:
-    names = [feature_name(i) for i in range(features)]
-    return [{ENTITY: e, "event_timestamp": event,
-             **{n: feature_value(i, e) for i, n in enumerate(names)}} for e in ids]
+SPLIT_ROWS = 10_000  # rows of the whole requests sent through the client
+SLOWLOG_US = 1000
 
 
 class Timer:
     """Times one script call inside Redis (commandstats) and its round trip on the client."""
-
-    COMMANDS = ("cmdstat_evalsha", "cmdstat_evalsha_ro")  # the loader sends either
 
     def __init__(self, raw: redis.Redis):
         self.raw = raw
@@ -102,11 +72,10 @@ class Timer:
         start = time.perf_counter()
         client.loader.call(script, keys, args)
         wall = (time.perf_counter() - start) * 1e3
-        stats = self.raw.info("commandstats")
-        calls = sum(stats.get(c, {}).get("calls", 0) for c in self.COMMANDS)
+        calls, usec = common.script_usec(self.raw)
         if calls != 1:
             raise RuntimeError(f"expected one script call in commandstats, found {calls}")
-        return sum(stats.get(c, {}).get("usec", 0) for c in self.COMMANDS) / 1e3, wall
+        return usec / 1e3, wall
 
 
 def summary(kind: str, width: int, rows: int, samples: list[tuple[float, float]]) -> dict:
@@ -122,10 +91,10 @@ def bench_reads(client: Client, timer: Timer, cells_list, reps: int) -> list[dic
     registry = client.registry.get(client.project)
     out = []
     for width, features in READ_REFS.items():
-        refs = parse_refs([f"{table_name(features)}:{feature_name(i)}" for i in range(width)])
+        refs = parse_refs(common.refs(data.BY_WIDTH[features])[:width])
         for cells in cells_list:
             rows = cells // width
-            plan = plan_read(registry, refs, [{ENTITY: e} for e in range(rows)])
+            plan = plan_read(registry, refs, [{data.DRIVER: e} for e in range(rows)])
             client.loader.call("read", plan.keys, plan.args)  # warm-up, loads the script once
             samples = [timer.call(client, "read", plan.keys, plan.args) for _ in range(reps)]
             out.append(summary("read", width, rows, samples))
@@ -133,20 +102,21 @@ def bench_reads(client: Client, timer: Timer, cells_list, reps: int) -> list[dic
     return out
 
 
-def bench_writes(client: Client, timer: Timer, rows_list, reps: int, event: datetime) -> list[dict]:
+def bench_writes(client: Client, timer: Timer, rows_list, reps: int, event) -> list[dict]:
     """Every call carries a newer event timestamp than the last, so every row is replaced."""
     out = []
     calls = 0
     for features in WRITE_FEATURES:
+        table = data.BY_WIDTH[features]
         for rows in rows_list:
             samples = []
             for rep in range(reps + 1):  # the first call is a warm-up
                 calls += 1
                 registry = client.registry.get(client.project)
-                plan = plan_write(registry, registry.tables[table_name(features)],
-                                  rows_of(features, range(rows), event + timedelta(seconds=calls)))
+                plan = plan_write(registry, registry.tables[table],
+                                  common.rows_at(table, range(rows), event + timedelta(seconds=calls)))
                 # One call with every row: the write script's KEYS and ARGV (field, TTL ms, rows).
-                keys, args = plan.keys, [table_name(features).encode(), 0, *plan.rows]
+                keys, args = plan.keys, [table.encode(), 0, *plan.rows]
                 if rep:
                     samples.append(timer.call(client, "write", keys, args))
                 else:
@@ -154,6 +124,48 @@ def bench_writes(client: Client, timer: Timer, rows_list, reps: int, event: date
             out.append(summary("write", features, rows, samples))
             print(f"write {features} features x {rows} rows: {out[-1]['median_ms']:.1f} ms",
                   file=sys.stderr)
+    return out
+
+
+def split_requests(client: Client, raw: redis.Redis, reps: int, event) -> list[dict]:
+    """Whole requests through the client's own splitting; the longest call by SLOWLOG."""
+    entity_rows = [{data.DRIVER: e} for e in range(SPLIT_ROWS)]
+    stamps = iter(range(1, 1_000_000))  # every write newer than the last, so every row is replaced
+
+    def read(refs: list[str]) -> None:
+        client.get_online_features(refs, entity_rows)
+
+    def write(table: str) -> None:
+        event_at = event + timedelta(seconds=next(stamps))
+        client.write_rows(table, common.rows_at(table, range(SPLIT_ROWS), event_at))
+
+    requests = [(f"read {SPLIT_ROWS} rows x {width} refs",
+                 functools.partial(read, common.refs(data.BY_WIDTH[features])[:width]))
+                for width, features in READ_REFS.items()]
+    requests += [(f"write {SPLIT_ROWS} rows x {features} features",
+                  functools.partial(write, data.BY_WIDTH[features])) for features in WRITE_FEATURES]
+    old = raw.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    raw.config_set("slowlog-log-slower-than", SLOWLOG_US)
+    out = []
+    try:
+        for label, request in requests:
+            request()  # warm-up
+            raw.slowlog_reset()
+            raw.config_resetstat()
+            walls = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                request()
+                walls.append((time.perf_counter() - start) * 1e3)
+            calls, usec = common.script_usec(raw)
+            logged = [e["duration"] / 1e3 for e in raw.slowlog_get(4096)
+                      if e["command"].split(b" ", 1)[0].upper().startswith(b"EVALSHA")]
+            out.append({"request": label, "calls": calls / reps, "mean_ms": usec / calls / 1e3,
+                        "max_ms": max(logged, default=None), "logged": len(logged),
+                        "wall_ms": statistics.median(walls), "reps": reps})
+            print(f"{label}: {out[-1]['calls']:g} calls, longest {out[-1]['max_ms']} ms", file=sys.stderr)
+    finally:
+        raw.config_set("slowlog-log-slower-than", old)
     return out
 
 
@@ -196,6 +208,18 @@ def report(reads: list[dict], writes: list[dict], target_ms: float, quick: bool)
                   f" ({default_rows} rows, {label}) |")
 
 
+def report_split(results: list[dict]) -> None:
+    print("\nWhole requests through the client (default limits); longest call by SLOWLOG"
+          f" (calls under {SLOWLOG_US / 1e3:g} ms are not logged):\n")
+    print("| request | script calls per request | mean ms per call (commandstats) "
+          "| longest call ms (SLOWLOG) | calls logged | request round trip ms | requests |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        longest = "< 1" if r["max_ms"] is None else f"{r['max_ms']:.2f}"
+        print(f"| {r['request']} | {r['calls']:g} | {r['mean_ms']:.2f} | {longest} | {r['logged']}"
+              f" | {r['wall_ms']:.1f} | {r['reps']} |")
+
+
 def default_rows_per_call(kind: str, width: int) -> tuple[int, str]:
     """Rows in one call of a one-key-group request split with Client()'s default limits.
 
@@ -213,21 +237,22 @@ def default_rows_per_call(kind: str, width: int) -> tuple[int, str]:
 def run(url: str, quick: bool, target_ms: float) -> None:
     plan = QUICK if quick else FULL
     raw = redis.Redis.from_url(url)
-    event = datetime.now(timezone.utc) - timedelta(minutes=5)
-    with Client(url) as client:
-        client.apply([Entity(ENTITY, ValueType.INT64), *(table_def(f) for f in WRITE_FEATURES)])
+    event_us = common.event_us_now()
+    with Client(url, project=data.PROJECT) as client:
+        common.apply_tables(client, [data.BY_WIDTH[f] for f in WRITE_FEATURES])
         for features in WRITE_FEATURES:  # enough entities for the largest read and write
             widths = [w for w, f in READ_REFS.items() if f == features]
-            needed = max(max(plan["read_cells"]) // min(widths), max(plan["write_rows"]))
-            for start in range(0, needed, LOAD_BATCH):
-                client.write_rows(table_name(features),
-                                  rows_of(features, range(start, min(needed, start + LOAD_BATCH)), event))
+            needed = max(max(plan["read_cells"]) // min(widths), max(plan["write_rows"]), SPLIT_ROWS)
+            common.write_lua(client, data.BY_WIDTH[features], range(needed), event_us)
         timer = Timer(raw)
         reads = bench_reads(client, timer, plan["read_cells"], plan["reps"])
         writes = bench_writes(client, timer, plan["write_rows"], plan["reps"],
-                              event + timedelta(minutes=1))
+                              common.as_datetime(event_us) + timedelta(minutes=1))
+        split = split_requests(client, raw, plan["reps"], common.as_datetime(event_us) + timedelta(minutes=2))
     raw.close()
+    print(f"\n{common.environment(url)}")
     report(reads, writes, target_ms, quick)
+    report_split(split)
 
 
 def main() -> None:
@@ -236,11 +261,8 @@ def main() -> None:
     parser.add_argument("--redis-url", help="use this Redis (it is written to, stats are reset)")
     parser.add_argument("--target-ms", type=float, default=25.0, help="budget for one call")
     args = parser.parse_args()
-    if args.redis_url:
-        run(args.redis_url, args.quick, args.target_ms)
-        return
-    with RedisServer() as server:
-        run(server.url, args.quick, args.target_ms)
+    with common.redis_url(args.redis_url) as url:
+        run(url, args.quick, args.target_ms)
 
 
 if __name__ == "__main__":

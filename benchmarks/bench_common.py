@@ -1,8 +1,9 @@
-"""What the comparison benchmarks share on the feast-lua side (main venv only).
+"""What every benchmark here shares on the feast-lua side (main venv only).
 
-bench_vs_feast.py, bench_throughput.py and bench_memory.py load bench_data's tables through
-feast-lua's public API (Client.apply + Client.write_rows) and, in Feast's layout, through
-feast_layout or the real feast; this module holds the feast-lua half and small helpers.
+All scripts load bench_data's tables through feast-lua's public API (Client.apply +
+Client.write_rows) and, where they compare with Feast's layout, through feast_layout or the real
+feast; this module holds the feast-lua half and the small helpers: a throwaway Redis, the
+statistics they read from it, percentiles and the environment line.
 """
 
 from __future__ import annotations
@@ -52,17 +53,22 @@ def apply_tables(client: Client, tables) -> None:
     client.apply([*(Entity(k, ValueType.INT64) for k in join_keys), *(table_def(t) for t in tables)])
 
 
+def rows_at(table: str, ids, event: datetime) -> list[dict]:
+    """write_rows' input: bench_data's rows of `table` for `ids`, all at event time `event`."""
+    out = []
+    for e in ids:
+        row = data.row(table, e)
+        row["event_timestamp"] = event
+        out.append(row)
+    return out
+
+
 def write_lua(client: Client, table: str, ids, event_us: int, batch: int = 20_000) -> None:
     """write_rows in batches of `batch` rows (the client splits them into its own calls)."""
     event = as_datetime(event_us)
     ids = list(ids)
     for start in range(0, len(ids), batch):
-        rows = []
-        for e in ids[start:start + batch]:
-            row = data.row(table, e)
-            row["event_timestamp"] = event
-            rows.append(row)
-        client.write_rows(table, rows)
+        client.write_rows(table, rows_at(table, ids[start:start + batch], event))
 
 
 def refs(table: str) -> list[str]:
@@ -100,7 +106,9 @@ def environment(url: str) -> str:
 
 @contextlib.contextmanager
 def redis_url(url: str | None, extra_args: list[str] | None = None):
-    """The given Redis, or a throwaway redis-server from docker/redis.conf for the block."""
+    """The given Redis, or a throwaway redis-server from docker/redis.conf for the block.
+
+    Every script takes --redis-url for the first; that Redis is written to."""
     if url:
         yield url
         return
@@ -134,3 +142,10 @@ def command_usec(r: redis.Redis) -> tuple[float, dict[str, int]]:
         calls[command] = s["calls"]
     scripts = [c for c in usec if c in SCRIPT_COMMANDS]
     return float(sum(usec[c] for c in scripts or usec)), calls
+
+
+def script_usec(r: redis.Redis) -> tuple[int, float]:
+    """Script calls (EVALSHA, EVALSHA_RO, ...) and their usec since the last CONFIG RESETSTAT."""
+    usec, calls = command_usec(r)
+    count = sum(calls.get(c, 0) for c in SCRIPT_COMMANDS)
+    return count, usec if count else 0.0

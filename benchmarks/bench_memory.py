@@ -19,6 +19,10 @@ other, with FLUSHALL before each:
 Bytes per entity = (used_memory after loading - used_memory just before) / entities. The "just
 before" is measured after FLUSHALL (and, for feast-lua, after apply, whose registry is a few
 hundred bytes). Default 1,000,000 entities; --quick: 100,000.
+
+A third row is the floor of any layout with one hash per entity: the same keys as feast-lua's,
+each a hash of one field "bench_f10" holding one byte. What it costs is Redis's per-key overhead
+(main-dict entry and bucket, key sds, hash object, listpack header), which both layouts pay.
 """
 
 from __future__ import annotations
@@ -79,6 +83,22 @@ def load_lua(r: redis.Redis, url: str, entities: int, event_us: int) -> dict:
             "seconds": seconds, "keys": r.dbsize(), **key_facts(r, sample)}
 
 
+def load_floor(r: redis.Redis, entities: int) -> dict:
+    """One hash per entity under feast-lua's keys, holding a single 1-byte field."""
+    before = flush(r)
+    started = time.perf_counter()
+    for start in range(0, entities, 10_000):
+        pipe = r.pipeline(transaction=False)
+        for e in range(start, min(entities, start + 10_000)):
+            pipe.hset(entity_key(data.PROJECT, {data.DRIVER: (ValueType.INT64, e)}), TABLE, b"x")
+        pipe.execute()
+    seconds = time.perf_counter() - started
+    after = used_memory(r)
+    sample = entity_key(data.PROJECT, {data.DRIVER: (ValueType.INT64, entities // 2)})
+    return {"layout": "floor: 1 field of 1 byte", "writer": "redis-py HSET", "bytes": after - before,
+            "seconds": seconds, "keys": r.dbsize(), **key_facts(r, sample)}
+
+
 def load_feast(r: redis.Redis, url: str, entities: int, event_us: int, python: Path | None,
                python_writer: bool) -> dict:
     layout = feast_layout.ViewLayout(TABLE)
@@ -135,7 +155,8 @@ def main() -> None:
         r = redis.Redis.from_url(url)
         event_us = common.event_us_now()
         results = [load_lua(r, url, entities, event_us),
-                   load_feast(r, url, entities, event_us, python, args.python_writer)]
+                   load_feast(r, url, entities, event_us, python, args.python_writer),
+                   load_floor(r, entities)]
         for x in results:
             print(f"  {x['layout']}: {x['bytes'] / entities:.1f} bytes/entity, loaded in {x['seconds']:.1f} s"
                   f" by {x['writer']}", file=sys.stderr)
@@ -152,7 +173,8 @@ def main() -> None:
         print(f"| {x['layout']} | {x['writer']} | {x['bytes'] / entities:.1f} | {x['keys']} "
               f"| {x['key_bytes']} | {x['fields']} | {x['memory_usage']} | {x['encoding']} "
               f"| {x['seconds']:.1f} |")
-    print(f"\nfeast-lua / Feast: {results[0]['bytes'] / results[1]['bytes']:.3f}")
+    print(f"\nfeast-lua / Feast: {results[0]['bytes'] / results[1]['bytes']:.3f};"
+          f" floor / Feast: {results[2]['bytes'] / results[1]['bytes']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Where the time of one read goes: a stage breakdown and a cProfile of a rows x features request.
 
-    python benchmarks/profile_read.py [--rows 1000] [--features 10] [--redis-url URL]
+    python benchmarks/profile_read.py [--quick] [--rows 1000] [--features 10] [--redis-url URL]
 
 The stages are the steps Client.get_online_features(...).to_dict(include_statuses=True) takes,
 run one by one with the same functions, so each can be timed alone:
 
-  plan       parse_refs + registry lookup + plan_read (row checks, key encoding, ARGV)
-  pack       packing the EVALSHA command (redis-py + hiredis.pack_command)
+  bind       row checks and key encoding (RefPlan.bind); the refs' plan (parse_refs, registry
+             lookup, ARGV) is made once beforehand, as the client caches it per registry version
+  pack       packing the EVALSHA_RO command (hiredis.pack_command, as the client's loader does)
   redis      send, script run, receive: the round trip; "inside Redis" is commandstats' share
-  decode     GetOnlineFeaturesResponse(): msgpack.unpackb of the reply
+  decode     decode_reply (msgpack.unpackb of the reply) + GetOnlineFeaturesResponse()
   to_dict    the entity and value columns
   statuses   the statuses column: one FieldStatus per cell
 
@@ -24,60 +25,32 @@ import pstats
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common as common  # noqa: E402
+import bench_data as data  # noqa: E402
 import redis  # noqa: E402
+from hiredis import pack_command  # noqa: E402
 
-from feast_lua import Client, Entity, Feature, FeatureTable, ValueType  # noqa: E402
+from feast_lua import Client  # noqa: E402
 from feast_lua.refs import parse_refs  # noqa: E402
-from feast_lua.request import plan_read  # noqa: E402
-from feast_lua.response import GetOnlineFeaturesResponse  # noqa: E402
-from feast_lua.server import RedisServer  # noqa: E402
+from feast_lua.request import plan_refs  # noqa: E402
+from feast_lua.response import GetOnlineFeaturesResponse, decode_reply  # noqa: E402
 
-ENTITY = "driver_id"
-TYPES = [ValueType.INT64, ValueType.DOUBLE, ValueType.FLOAT, ValueType.STRING, ValueType.BOOL]
-REPS = 200
-
-
-def feature_name(i: int) -> str:
-    return f"f{i:02d}_{TYPES[i % len(TYPES)].name.lower()}"
-
-
-def feature_value(i: int, entity_id: int) -> object:
-    kind = TYPES[i % len(TYPES)]
-    if kind is ValueType.INT64:
-        return entity_id * 7 + i
-    if kind is ValueType.DOUBLE:
-        return entity_id / 3.0 + i
-    if kind is ValueType.FLOAT:
-        return (entity_id % 1000) / 8.0
-    if kind is ValueType.STRING:
-        return f"value-{entity_id % 997}-{i}"
-    return entity_id % 2 == 0
+REPS = 200  # calls per measurement (--quick: 20)
 
 
 def setup(client: Client, rows: int, features: int) -> tuple[list[str], list[dict]]:
-    table = FeatureTable(
-        name="profiled",
-        entities=[ENTITY],
-        features=[Feature(feature_name(i), TYPES[i % len(TYPES)]) for i in range(features)],
-        max_age=timedelta(days=1),
-    )
-    client.apply([Entity(ENTITY, ValueType.INT64), table])
-    event = datetime.now(timezone.utc) - timedelta(minutes=5)
-    names = [feature_name(i) for i in range(features)]
-    for start in range(0, rows, 2000):
-        client.write_rows("profiled", [
-            {ENTITY: e, "event_timestamp": event, **{n: feature_value(i, e) for i, n in enumerate(names)}}
-            for e in range(start, min(rows, start + 2000))
-        ])
-    return [f"profiled:{n}" for n in names], [{ENTITY: e} for e in range(rows)]
+    """bench_data's table of `features` features, loaded for entities 0..rows-1."""
+    table = data.BY_WIDTH[features]
+    common.apply_tables(client, [table])
+    common.write_lua(client, table, range(rows), common.event_us_now())
+    return common.refs(table), [{data.DRIVER: e} for e in range(rows)]
 
 
-def stages(client: Client, raw: redis.Redis, refs: list[str], entity_rows: list[dict]) -> None:
+def stages(client: Client, raw: redis.Redis, refs: list[str], entity_rows: list[dict], reps: int) -> None:
     script = client.loader.scripts["read"]
     command = "EVALSHA_RO" if script.read_only else "EVALSHA"  # as the loader sends it
     connection = client.redis.connection_pool.get_connection()
@@ -89,25 +62,28 @@ def stages(client: Client, raw: redis.Redis, refs: list[str], entity_rows: list[
         return now
 
     client.get_online_features(refs, entity_rows)  # loads the script and caches the registry
+    # The client plans the refs once per registry version and reuses that plan (not timed here).
+    ref_plan = plan_refs(client.registry.get(client.project), parse_refs(refs))
     raw.config_resetstat()
-    for _ in range(REPS):
+    for _ in range(reps):
         t = time.perf_counter_ns()
-        plan = plan_read(client.registry.get(client.project), parse_refs(refs), entity_rows)
-        t = lap("plan", t)
+        plan = ref_plan.bind(entity_rows)
+        t = lap("bind", t)
         keys, args = plan.keys, plan.args  # one call: the request is under the client's limits
-        packed = connection.pack_command(command, script.sha, len(keys), *keys, *args)
+        packed = pack_command((command, script.sha, len(keys), *keys, *args))
         t = lap("pack", t)
-        connection.send_packed_command(packed)
+        connection.send_packed_command([packed])
         reply = connection.read_response()
         t = lap("redis", t)
-        response = GetOnlineFeaturesResponse(plan, [reply])
+        response = GetOnlineFeaturesResponse(plan, [decode_reply(reply)])
         t = lap("decode", t)
         response.to_dict()
         t = lap("to_dict", t)
         response.statuses()
         lap("statuses", t)
     client.redis.connection_pool.release(connection)
-    inside = raw.info("commandstats")[f"cmdstat_{command.lower()}"]["usec_per_call"]
+    calls, usec = common.script_usec(raw)
+    inside = usec / calls
     total = sum(statistics.fmean(v) for v in took.values())
     print("\n| stage | mean us | median us | share of the mean |\n|---|---:|---:|---:|")
     for name, values in took.items():
@@ -118,39 +94,38 @@ def stages(client: Client, raw: redis.Redis, refs: list[str], entity_rows: list[
     print(f"| total | {total:.0f} | | |")
 
 
-def profile(client: Client, refs: list[str], entity_rows: list[dict]) -> None:
+def profile(client: Client, refs: list[str], entity_rows: list[dict], reps: int) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(REPS):
+    for _ in range(reps):
         client.get_online_features(refs, entity_rows).to_dict(include_statuses=True)
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
-    print("\ncProfile, sorted by own time, of", REPS, "calls:\n")
+    print("\ncProfile, sorted by own time, of", reps, "calls:\n")
     print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
 
 
-def run(url: str, rows: int, features: int) -> None:
+def run(url: str, rows: int, features: int, reps: int) -> None:
     raw = redis.Redis.from_url(url)
-    with Client(url) as client:
+    with Client(url, project=data.PROJECT) as client:
         refs, entity_rows = setup(client, rows, features)
-        print(f"{rows} rows x {features} features, {REPS} calls per measurement")
-        stages(client, raw, refs, entity_rows)
-        profile(client, refs, entity_rows)
+        print(f"{rows} rows x {features} features, {reps} calls per measurement")
+        stages(client, raw, refs, entity_rows, reps)
+        profile(client, refs, entity_rows, reps)
     raw.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--features", type=int, default=10, choices=sorted(data.BY_WIDTH),
+                        help="read every feature of bench_data's table of this width")
     parser.add_argument("--redis-url", help="use this Redis (it is written to, stats are reset)")
+    parser.add_argument("--quick", action="store_true", help=f"20 calls per measurement, not {REPS}")
     args = parser.parse_args()
-    if args.redis_url:
-        run(args.redis_url, args.rows, args.features)
-        return
-    with RedisServer() as server:
-        run(server.url, args.rows, args.features)
+    with common.redis_url(args.redis_url) as url:
+        run(url, args.rows, args.features, 20 if args.quick else REPS)
 
 
 if __name__ == "__main__":
