@@ -20,6 +20,7 @@ from .errors import (
 from .ingest import IngestResult, Rejection
 from .response import FieldValues, GetOnlineFeaturesResponse, OnlineResponse
 from .schema import Entity, Feature, FeatureTable
+from .stream import StepResult, StreamWorker
 from .types import FieldStatus, ValueType
 from .write import WriteResult
 
@@ -43,6 +44,8 @@ __all__ = [
     "RequestError",
     "RowError",
     "SchemaError",
+    "StepResult",
+    "StreamWorker",
     "ScriptError",
     "UnknownFeatureError",
     "UnknownProjectError",

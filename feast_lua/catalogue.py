@@ -34,6 +34,13 @@ SCRIPTS: tuple[ScriptSpec, ...] = (
         reply="[written, skipped]",
     ),
     ScriptSpec(
+        name="stream_write",
+        read_only=False,
+        keys="1 + N: the stream key, then one entity key per event",
+        argv="4 + 2*N: group, field, key_ttl_ms, N, N event ids, N packed rows",
+        reply="[written, skipped, acked, not_pending]",
+    ),
+    ScriptSpec(
         name="registry_put",
         read_only=False,
         keys="1: the project's registry key",

@@ -6,6 +6,7 @@
     feast-lua apply SPEC                    register entities and feature tables (YAML)
     feast-lua ingest TABLE FILE             write a Parquet or CSV file, newest-wins
     feast-lua get TABLE:FEATURE... --entity K=V   print online features as a table
+    feast-lua stream-worker --stream S --group G --consumer C   consume a stream of events
 
 The scripts are the API (docs/PROTOCOL.md): these commands let any client, in any language, see
 and load exactly what the Python client runs. Each command group is a subparser, so later groups
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="print a script's source",
         description="Print a script's source exactly as SCRIPT LOAD sends it.")
-    show.add_argument("name", metavar="NAME", help="the script's name: read, write or registry_put")
+    show.add_argument("name", metavar="NAME",
+                      help="the script's name: read, write, stream_write or registry_put")
     show.set_defaults(func=scripts_show)
 
     load = commands.add_parser(
@@ -152,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"redis:// or rediss:// URL (default: $REDIS_URL, else {DEFAULT_REDIS_URL})")
     load.set_defaults(func=scripts_load)
 
-    add_commands(groups)  # apply, ingest, get (cli_data.py)
+    add_commands(groups)  # apply, ingest, get, stream-worker (cli_data.py)
     return parser
 
 

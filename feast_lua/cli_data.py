@@ -1,8 +1,9 @@
-"""`feast-lua apply`, `feast-lua ingest` and `feast-lua get`: the data commands of the CLI.
+"""`feast-lua apply`, `ingest`, `get` and `stream-worker`: the data commands of the CLI.
 
     feast-lua apply SPEC.yaml                          register entities and feature tables
     feast-lua ingest TABLE FILE                        write a Parquet or CSV file newest-wins
     feast-lua get TABLE:FEATURE... --entity K=V[,K=V]  print features as a table
+    feast-lua stream-worker --stream S --group G --consumer C   apply stream events newest-wins
 
 Each takes --redis-url (default $REDIS_URL, else redis://localhost:6379) and --project.
 """
@@ -61,6 +62,38 @@ def ingest_command(args: argparse.Namespace) -> int:
         print(f"ignored columns: {', '.join(result.ignored_columns)}")
     print(result.summary())
     return EXIT_REJECTED if result.rejected else 0
+
+
+def stream_worker_command(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .stream import StepResult, StreamWorker
+
+    ttl = None if args.ttl is None else timedelta(seconds=args.ttl)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    total = StepResult()
+    try:
+        with _client(args) as client:
+            if args.project:
+                client.project = client._project(args.project)
+            worker = StreamWorker(client, args.stream, args.group, args.consumer,
+                                  dead_letter_stream=args.dead_letter, batch=args.batch,
+                                  block_ms=args.block_ms, min_idle_ms=args.min_idle_ms, ttl=ttl)
+            batches = 0
+            while not stop.is_set() and (args.max_batches is None or batches < args.max_batches):
+                step = worker.step()
+                batches += 1
+                total.add(step)
+                for entry_id, reason in step.reasons:
+                    print(f"dead-lettered {entry_id.decode()}: {reason}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(total.summary())
+    return 0
 
 
 def _entity_rows(args: argparse.Namespace, types: dict[str, ValueType]) -> list[dict]:
@@ -144,7 +177,7 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(groups) -> None:
-    """Adds apply, ingest and get to the top-level subparsers."""
+    """Adds apply, ingest, get and stream-worker to the top-level subparsers."""
     apply = groups.add_parser(
         "apply", help="register entities and feature tables from a YAML spec",
         description="Register the entities and feature tables of a YAML spec file (shape: "
@@ -191,3 +224,33 @@ def add_commands(groups) -> None:
     get.add_argument("--json", action="store_true",
                      help="print JSON rows with value, status and event timestamp per ref")
     get.set_defaults(func=get_command)
+
+    worker = groups.add_parser(
+        "stream-worker", help="apply events from a Redis stream, newest-wins, as a consumer group worker",
+        description="Consume a Redis stream in a consumer group (created at start when missing, "
+                    "from the stream's first entry) and apply each event newest-wins: its row is "
+                    "written and its id XACKed in one atomic script call, so an event is applied "
+                    "exactly once even when a worker dies mid-batch. Entries another consumer "
+                    "left pending longer than --min-idle-ms are reclaimed (XAUTOCLAIM). A "
+                    "malformed event goes to the dead-letter stream with the reason, and is "
+                    "acked. An event is an XADD entry with fields table, row (a JSON object) and "
+                    "optionally project (docs/PROTOCOL.md, \"Stream events\"). Runs until "
+                    "--max-batches, Ctrl-C or SIGTERM; prints a summary.")
+    worker.add_argument("--stream", metavar="S", required=True, help="the stream key")
+    worker.add_argument("--group", metavar="G", required=True, help="the consumer group")
+    worker.add_argument("--consumer", metavar="C", required=True,
+                        help="this worker's consumer name, unique within the group")
+    worker.add_argument("--dead-letter", metavar="D",
+                        help="the dead-letter stream (default: S:dead-letter)")
+    _connection(worker)
+    worker.add_argument("--batch", metavar="N", type=int, default=100,
+                        help="entries per read (default: 100)")
+    worker.add_argument("--block-ms", metavar="MS", type=int, default=1000,
+                        help="how long a read waits for new entries (default: 1000)")
+    worker.add_argument("--min-idle-ms", metavar="MS", type=int, default=60_000,
+                        help="reclaim entries pending this long at another consumer (default: 60000)")
+    worker.add_argument("--ttl", metavar="SECONDS", type=float,
+                        help="expire each written entity key after this many seconds")
+    worker.add_argument("--max-batches", metavar="N", type=int,
+                        help="stop after N reads (default: run until stopped)")
+    worker.set_defaults(func=stream_worker_command)

@@ -212,6 +212,24 @@ class Client:
         replies = self.loader.call_many("write", calls)
         return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
 
+    def push(
+        self,
+        table: str,
+        rows: Mapping[str, object] | Sequence[Mapping[str, object]],
+        project: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> WriteResult:
+        """Pushes one event (a dict) or a small batch (a list of dicts) from a service, newest-wins.
+
+        The rows take the form `write_rows` takes and go the same way: validated in full first,
+        then one atomic write call (more only past max_rows_per_write), so a late or replayed
+        event never overwrites a newer one. For events that must survive the pusher, XADD them
+        to a stream and run a StreamWorker (feast_lua/stream.py) instead.
+        """
+        if isinstance(rows, Mapping):
+            rows = [rows]
+        return self.write_rows(table, rows, project=project, ttl=ttl)
+
     def ingest(
         self,
         table: str,

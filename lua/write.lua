@@ -38,6 +38,77 @@ local function row_header(row)
   if #row < vstart then return nil end
   return ev, cr, n, w, vstart
 end
+-- Newest-wins writes of packed rows of one table (docs/PROTOCOL.md, "Write script"), shared by
+-- write and stream_write. Row i (1..n) is rows[rbase + i], stored in keys[kbase + i], field `field`.
+local ROW_OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
+
+-- Validates every row before anything is written: each slot's status byte is PRESENT or
+-- NULL_VALUE and agrees with its value (NULL_VALUE exactly when the value is the nil byte), and
+-- the end offsets rise to exactly the end of the row. Reads each key's stored row with
+-- redis.pcall, so a key of another type (WRONGTYPE) fails here, before any write. Returns
+-- {event, created, stored}, or nil and the error reply (BADROW <i>, or Redis' error).
+local function check_rows(keys, kbase, rows, rbase, n, field)
+  local PRESENT, NULL_VALUE, NIL = 1, 2, 192
+  local event, created = {}, {}
+  local stored = {}  -- key -> the row stored under the field, or false
+  for i = 1, n do
+    local row = rows[rbase + i]
+    local ev, cr, slots, w, vstart = row_header(row)
+    if not ev then return nil, redis.error_reply('BADROW ' .. i) end
+    local fmt = ROW_OFFSET_FMT[w]
+    local prev = 0
+    for s = 0, slots - 1 do
+      local status = string.byte(row, 19 + 1 + s)
+      local e = struct.unpack(fmt, row, 19 + slots + 1 + s * w)
+      if e <= prev or vstart + e > #row then return nil, redis.error_reply('BADROW ' .. i) end
+      local is_nil = e - prev == 1 and string.byte(row, vstart + e) == NIL
+      if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then
+        return nil, redis.error_reply('BADROW ' .. i)
+      end
+      prev = e
+    end
+    if vstart + prev ~= #row then return nil, redis.error_reply('BADROW ' .. i) end
+    event[i], created[i] = ev, cr
+    local key = keys[kbase + i]
+    if stored[key] == nil then
+      local current = redis.pcall('HGET', key, field)
+      if type(current) == 'table' and current.err then return nil, current end
+      stored[key] = current
+    end
+  end
+  return { event = event, created = created, stored = stored }
+end
+
+-- Applies checked rows in order (`plan` from check_rows); `plan.stored` follows the writes, so
+-- rows for the same key see each other. A row is written when its event timestamp is later than
+-- the stored row's, or equal with a later created timestamp; a written row refreshes its key's
+-- TTL when ttl > 0. Rows i with skip[i] are left out (skip may be nil). Returns written, skipped.
+local function apply_rows(plan, keys, kbase, rows, rbase, n, field, ttl, skip)
+  local written, skipped = 0, 0
+  local stored = plan.stored
+  for i = 1, n do
+    if not (skip and skip[i]) then
+      local key = keys[kbase + i]
+      local current = stored[key]
+      local newer = true
+      if current then
+        local ev, cr = row_header(current)
+        -- A malformed stored row can only be repaired by overwriting it.
+        if ev then newer = plan.event[i] > ev or (plan.event[i] == ev and plan.created[i] > cr) end
+      end
+      if newer then
+        local row = rows[rbase + i]
+        redis.call('HSET', key, field, row)
+        if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+        stored[key] = row
+        written = written + 1
+      else
+        skipped = skipped + 1
+      end
+    end
+  end
+  return written, skipped
+end
 
 local N = #KEYS
 if #ARGV ~= 2 + N then return bad_request('expected ' .. (2 + N) .. ' ARGV for ' .. N .. ' KEYS, got ' .. #ARGV) end
@@ -45,58 +116,7 @@ local field = ARGV[1]
 local ttl = argv_count(2)
 if not ttl then return bad_request('ARGV[2] (key TTL ms) must be an integer >= 0') end
 
--- Validate every row before writing any, so a bad row leaves Redis untouched: each slot's status
--- byte is PRESENT or NULL_VALUE and agrees with its value (NULL_VALUE exactly when the value is
--- the nil byte), and the end offsets rise to exactly the end of the row.
-local offset_fmt = { [2] = '>I2', [4] = '>I4' }
-local PRESENT, NULL_VALUE = 1, 2
-local NIL = 192
-local event, created = {}, {}
-local stored = {}  -- key -> the row stored under the table's field, or false
-for i = 1, N do
-  local row = ARGV[2 + i]
-  local ev, cr, n, w, vstart = row_header(row)
-  if not ev then return redis.error_reply('BADROW ' .. i) end
-  local prev = 0
-  for s = 0, n - 1 do
-    local status = string.byte(row, 19 + 1 + s)
-    local e = struct.unpack(offset_fmt[w], row, 19 + n + 1 + s * w)
-    if e <= prev or vstart + e > #row then return redis.error_reply('BADROW ' .. i) end
-    local is_nil = e - prev == 1 and string.byte(row, vstart + e) == NIL
-    if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then
-      return redis.error_reply('BADROW ' .. i)
-    end
-    prev = e
-  end
-  if vstart + prev ~= #row then return redis.error_reply('BADROW ' .. i) end
-  event[i], created[i] = ev, cr
-  -- Read what is stored now, so a key of another type (WRONGTYPE) fails the call before any write.
-  local key = KEYS[i]
-  if stored[key] == nil then
-    local current = redis.pcall('HGET', key, field)
-    if type(current) == 'table' and current.err then return current end
-    stored[key] = current
-  end
-end
-
--- Apply in order; `stored` follows the writes, so rows for the same key see each other.
-local written, skipped = 0, 0
-for i = 1, N do
-  local key = KEYS[i]
-  local current = stored[key]
-  local newer = true
-  if current then
-    local ev, cr = row_header(current)
-    -- A malformed stored row can only be repaired by overwriting it.
-    if ev then newer = event[i] > ev or (event[i] == ev and created[i] > cr) end
-  end
-  if newer then
-    redis.call('HSET', key, field, ARGV[2 + i])
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-    stored[key] = ARGV[2 + i]
-    written = written + 1
-  else
-    skipped = skipped + 1
-  end
-end
+local plan, err = check_rows(KEYS, 0, ARGV, 2, N, field)
+if not plan then return err end
+local written, skipped = apply_rows(plan, KEYS, 0, ARGV, 2, N, field, ttl, nil)
 return { written, skipped }

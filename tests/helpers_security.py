@@ -18,9 +18,10 @@ PASSWORDS = {
     "<WRITER_PASSWORD>": "writer-secret-2",
     "<ADMIN_PASSWORD>": "admin-secret-3",
     "<OPS_PASSWORD>": "ops-secret-4",
+    "<STREAM_PASSWORD>": "stream-secret-5",
 }
 USERS = {"feast-serving": "serving-secret-1", "feast-writer": "writer-secret-2",
-         "feast-admin": "admin-secret-3", "ops": "ops-secret-4"}
+         "feast-admin": "admin-secret-3", "ops": "ops-secret-4", "feast-stream": "stream-secret-5"}
 
 
 def conf_lines(prefix: str) -> list[str]:

@@ -38,7 +38,7 @@ def test_check_mode_fails_on_a_difference(tmp_path):
 
 def test_scripts_carry_headers_and_the_read_script_is_read_only():
     scripts = load_scripts()
-    assert set(scripts) == {"read", "write", "registry_put"}
+    assert set(scripts) == {"read", "write", "stream_write", "registry_put"}
     for script in scripts.values():
         text = script.source.decode()
         for word in ("KEYS", "ARGV", "Reply", "Errors"):
@@ -122,6 +122,7 @@ def test_wheel_ships_scripts_templates_and_config(tmp_path):
     (wheel,) = tmp_path.glob("feast_lua-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("feast_lua/lua/read.lua", "feast_lua/lua/write.lua", "feast_lua/lua/manifest.json",
-                 "feast_lua/lua/registry_put.lua", "feast_lua/templates/read.lua.j2",
+                 "feast_lua/lua/registry_put.lua", "feast_lua/lua/stream_write.lua",
+                 "feast_lua/templates/read.lua.j2",
                  "feast_lua/templates/_macros.lua.j2", "feast_lua/redis.conf"):
         assert name in names

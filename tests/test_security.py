@@ -4,11 +4,12 @@ user off, and one user per role."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 import redis
-from conftest import SEED_REFS, driver, driver_trips, trip_row
+from conftest import NOW, SEED_REFS, driver, driver_trips, trip_row
 from helpers_redis import snapshot
 from helpers_security import USERS, SecureRedisServer, conf_lines
 
@@ -61,7 +62,7 @@ def rating(client: Client, driver_id: int = 1):
 def test_the_documented_acl_lines_are_the_ones_tested():
     lines = conf_lines("ACL")
     assert [line.split()[1] for line in lines] == ["default", "feast-serving", "feast-writer",
-                                                    "feast-admin", "ops"]
+                                                    "feast-admin", "feast-stream", "ops"]
     root = checkout_root()
     if root is None:
         pytest.skip("docs/ ships only in a source checkout")
@@ -154,6 +155,34 @@ def test_writer_user_writes_but_cannot_apply_or_delete(server, ops):
                 raw.execute_command(*command)
         raw.close()
         assert snapshot(ops) == before
+
+
+def test_stream_user_runs_a_stream_worker_but_cannot_apply_or_delete(server, ops):
+    from feast_lua.stream import StreamWorker
+
+    ops.script_flush()  # the worker loads stream_write itself
+    row = json.dumps({"driver_id": 5, "average_daily_rides": 1.0, "maximum_daily_rides": 2,
+                      "rating": 3.0, "event_timestamp": NOW.isoformat()})
+    ops.xadd("events:trips", {"table": "driver_trips", "row": row})
+    ops.xadd("events:trips", {"table": "driver_trips", "row": "not json"})
+    with client_as(server, "feast-stream") as client:
+        result = StreamWorker(client, "events:trips", "workers", "w1", block_ms=0).step()
+        assert (result.written, result.dead_lettered) == (1, 1)
+        assert ops.xlen("events:trips:dead-letter") == 1
+        before = snapshot(ops)
+        with pytest.raises(ScriptError, match="no permissions"):
+            client.write_rows("driver_trips", [trip_row(3)])
+        with pytest.raises(ScriptError, match="no permissions"):
+            client.apply([driver])
+        raw = server.raw("feast-stream")
+        for command in (("DEL", KEY), ("XTRIM", "events:trips", "MAXLEN", 0), ("XADD", "other", "*", "a", 1),
+                        ("EVAL", "return 1", 0), ("FLUSHALL",), ("HSET", REGISTRY, "version", 9)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                raw.execute_command(*command)
+        raw.close()
+        assert snapshot(ops) == before
+    with client_as(server, "feast-admin") as admin:
+        assert rating(admin, 5) == 3.0
 
 
 def test_admin_user_applies_and_loads_scripts_but_is_no_superuser(server, ops):
