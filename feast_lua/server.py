@@ -50,9 +50,13 @@ class RedisServer:
         self._wait_ready()
         return self
 
+    def probe_client(self) -> redis.Redis:
+        """The client that checks the server is up; a server with TLS or ACLs overrides it."""
+        return redis.Redis(port=self.port, socket_connect_timeout=0.2)
+
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = self.probe_client()
         try:
             while True:
                 if self.process and self.process.poll() is not None:

@@ -104,21 +104,5 @@ class SecureRedisServer(RedisServer):
         options.update(overrides)
         return redis.Redis(**options)
 
-    def _wait_ready(self, timeout: float = 10.0) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        client = self.raw(socket_connect_timeout=0.2)
-        try:
-            while True:
-                if self.process and self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()}")
-                try:
-                    if client.ping():
-                        return
-                except redis.exceptions.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
+    def probe_client(self) -> redis.Redis:
+        return self.raw(socket_connect_timeout=0.2)
