@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -230,3 +233,42 @@ def test_cli_help_and_a_short_run(seeded, raw, redis_server, capsys):
     out, err = capsys.readouterr()
     assert "written 1" in out and "dead-lettered 1" in out and "not JSON" in err
     assert ratings(seeded, [1]) == [4.0] and raw.xlen("dead") == 1
+
+
+def test_a_worker_killed_mid_stream_leaves_every_event_applied_exactly_once(seeded, raw, redis_server):
+    """SIGKILL a real worker process mid-stream; a second worker reclaims and finishes. Each event
+    is one HSET on its own entity, so HSET calls == events means no event was applied twice, and
+    the survivor writes exactly what the dead worker had not acknowledged."""
+    events = 3_000
+    pipe = raw.pipeline(transaction=False)
+    for i in range(events):
+        pipe.xadd(STREAM, event(i, rating=(i % 50) / 4))
+    pipe.execute()
+    raw.xgroup_create(STREAM, GROUP, id="0")
+    raw.config_resetstat()
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "feast_lua.cli", "stream-worker", "--stream", "events", "--group",
+         "workers", "--consumer", "doomed", "--redis-url", redis_server.url, "--batch", "25",
+         "--block-ms", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            group = raw.xinfo_groups(STREAM)[0]
+            if group["entries-read"] and group["entries-read"] - group["pending"] >= 300:
+                break
+            time.sleep(0.002)
+        os.kill(doomed.pid, signal.SIGKILL)
+    finally:
+        doomed.wait(10)
+    group = raw.xinfo_groups(STREAM)[0]
+    unacked = group["pending"] + (events - group["entries-read"])
+    assert 0 < unacked < events, group  # killed mid-stream
+
+    survivor = worker(seeded, "survivor", min_idle_ms=0, batch=500)
+    total = survivor.run(max_batches=100, stop=lambda: pending(raw) == 0
+                         and raw.xinfo_groups(STREAM)[0]["lag"] == 0)
+    assert total.not_pending == 0 and total.dead_lettered == 0
+    assert total.written == unacked
+    assert raw.info("commandstats")["cmdstat_hset"]["calls"] == events
+    assert pending(raw) == 0 and raw.xlen(DEAD) == 0
+    assert ratings(seeded, range(events)) == [(i % 50) / 4 for i in range(events)]
