@@ -40,6 +40,14 @@ def _check_type(kind: str, name: str, value_type: object, allowed: frozenset[Val
     return value_type
 
 
+def _check_named_value(obj: Entity | Feature, kind: str, allowed: frozenset[ValueType]) -> None:
+    """Checks an entity's or feature's name and type; a type given by name becomes the enum."""
+    check_name(kind, obj.name)
+    if obj.name in RESERVED_NAMES:
+        raise SchemaError(f"{kind} name {obj.name!r} is reserved")
+    object.__setattr__(obj, "value_type", _check_type(kind, obj.name, obj.value_type, allowed))
+
+
 def valid_max_age(max_age: object) -> bool:
     """A max age the read script can hold exactly: 0 (no limit) up to 2^53 microseconds."""
     return isinstance(max_age, timedelta) and timedelta(0) <= max_age < MAX_AGE_LIMIT
@@ -54,12 +62,7 @@ class Entity:
     description: str = ""
 
     def __post_init__(self) -> None:
-        check_name("entity", self.name)
-        if self.name in RESERVED_NAMES:
-            raise SchemaError(f"entity name {self.name!r} is reserved")
-        object.__setattr__(
-            self, "value_type", _check_type("entity", self.name, self.value_type, ENTITY_VALUE_TYPES)
-        )
+        _check_named_value(self, "entity", ENTITY_VALUE_TYPES)
 
     @property
     def join_key(self) -> str:
@@ -72,12 +75,7 @@ class Feature:
     value_type: ValueType
 
     def __post_init__(self) -> None:
-        check_name("feature", self.name)
-        if self.name in RESERVED_NAMES:
-            raise SchemaError(f"feature name {self.name!r} is reserved")
-        object.__setattr__(
-            self, "value_type", _check_type("feature", self.name, self.value_type, FEATURE_VALUE_TYPES)
-        )
+        _check_named_value(self, "feature", FEATURE_VALUE_TYPES)
 
 
 @dataclass(frozen=True)
