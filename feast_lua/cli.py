@@ -16,49 +16,29 @@ and load exactly what the Python client runs. Each command group is a subparser,
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
-from .cli_data import add_commands
+from .cli_data import add_commands, add_redis_url, redis_url
 from .errors import FeastLuaError
+from .loader import LoadedScript, load_scripts
 from .resources import lua_dir
-
-DEFAULT_REDIS_URL = "redis://localhost:6379"
 
 
 class CliError(Exception):
     """A failure reported as one line on stderr and exit status 1."""
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
-    name: str
-    file: Path
-    sha1: str
-    flags: str
-
-    def source(self) -> bytes:
-        """The file's bytes, refused unless their SHA-1 is the manifest's."""
-        data = self.file.read_bytes()
-        actual = hashlib.sha1(data).hexdigest()
-        if actual != self.sha1:
-            raise CliError(f"{self.file} has SHA-1 {actual}, but lua/manifest.json says {self.sha1};"
-                           " re-render it (python -m feast_lua.render)")
-        return data
+def _scripts() -> dict[str, LoadedScript]:
+    """The shipped scripts, each checked against lua/manifest.json (a hand-edited file is refused)."""
+    return load_scripts(lua_dir())
 
 
-def read_manifest(folder: Path | None = None) -> dict[str, ManifestEntry]:
-    folder = folder or lua_dir()
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    return {name: ManifestEntry(name, folder / spec["file"], spec["sha1"], spec["flags"])
-            for name, spec in sorted(manifest["scripts"].items())}
+def _flags(script: LoadedScript) -> str:
+    return "no-writes" if script.read_only else ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -67,43 +47,43 @@ def read_manifest(folder: Path | None = None) -> dict[str, ManifestEntry]:
 
 
 def scripts_list(args: argparse.Namespace) -> int:
-    entries = read_manifest()
+    scripts = _scripts()
     if args.json:
-        print(json.dumps({e.name: {"sha1": e.sha1, "flags": e.flags, "file": e.file.name}
-                          for e in entries.values()}, indent=2))
+        print(json.dumps({s.name: {"sha1": s.sha, "flags": _flags(s), "file": f"{s.name}.lua"}
+                          for s in scripts.values()}, indent=2))
         return 0
-    width = max(len(name) for name in entries)
+    width = max(len(name) for name in scripts)
     print(f"{'name':<{width}}  {'sha1':<40}  flags")
-    for e in entries.values():
-        e.source()  # a hand-edited file must not be listed under the manifest's SHA
-        print(f"{e.name:<{width}}  {e.sha1}  {e.flags or '-'}")
+    for s in scripts.values():
+        print(f"{s.name:<{width}}  {s.sha}  {_flags(s) or '-'}")
     return 0
 
 
 def scripts_show(args: argparse.Namespace) -> int:
-    entries = read_manifest()
-    if args.name not in entries:
-        raise CliError(f"no script {args.name!r}; the scripts are {', '.join(entries)}")
+    scripts = _scripts()
+    if args.name not in scripts:
+        raise CliError(f"no script {args.name!r}; the scripts are {', '.join(scripts)}")
     out = sys.stdout.buffer
-    out.write(entries[args.name].source())
+    out.write(scripts[args.name].source)
     out.flush()
     return 0
 
 
 def scripts_load(args: argparse.Namespace) -> int:
-    entries = read_manifest()
-    sources = {name: e.source() for name, e in entries.items()}  # all checked before connecting
-    url = args.redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    scripts = _scripts()  # all checked before connecting
+    url = redis_url(args)
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        width = max(len(name) for name in entries)
-        for name, e in entries.items():
+        width = max(len(name) for name in scripts)
+        for name, script in scripts.items():
             try:
-                sha = client.script_load(sources[name])
+                sha = client.script_load(script.source)
             except redis.exceptions.RedisError as error:
                 raise CliError(f"SCRIPT LOAD {name} on {_safe_url(url)} failed: {error}") from error
-            if sha != e.sha1:
-                raise CliError(f"Redis computed SHA {sha} for {name}, but lua/manifest.json says {e.sha1}")
+            if sha != script.sha:
+                raise CliError(
+                    f"Redis computed SHA {sha} for {name}, but lua/manifest.json says {script.sha}"
+                )
             print(f"{name:<{width}}  {sha}  loaded")
     finally:
         client.close()
@@ -150,8 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "load", help="SCRIPT LOAD every script into a Redis server",
         description="SCRIPT LOAD every script into a Redis server and check that the SHA Redis "
                     "computes equals the manifest's. Exit status 1 on any failure.")
-    load.add_argument("--redis-url", metavar="URL",
-                      help=f"redis:// or rediss:// URL (default: $REDIS_URL, else {DEFAULT_REDIS_URL})")
+    add_redis_url(load)
     load.set_defaults(func=scripts_load)
 
     add_commands(groups)  # apply, ingest, get, stream-worker (cli_data.py)

@@ -23,11 +23,19 @@ DEFAULT_REDIS_URL = "redis://localhost:6379"
 EXIT_REJECTED = 3  # ingest finished, but some chunks were rejected
 
 
+def add_redis_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", metavar="URL",
+                        help=f"redis:// or rediss:// URL (default: $REDIS_URL, else {DEFAULT_REDIS_URL})")
+
+
+def redis_url(args: argparse.Namespace) -> str:
+    return args.redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
 def _client(args: argparse.Namespace):
     from .client import Client
 
-    url = args.redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    return Client(url)
+    return Client(redis_url(args))
 
 
 def apply_command(args: argparse.Namespace) -> int:
@@ -171,8 +179,7 @@ def _plain(value: object) -> object:
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", metavar="URL",
-                        help=f"redis:// or rediss:// URL (default: $REDIS_URL, else {DEFAULT_REDIS_URL})")
+    add_redis_url(parser)
     parser.add_argument("--project", metavar="P", help="the project (default: default)")
 
 

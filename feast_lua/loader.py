@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -36,16 +37,18 @@ class LoadedScript:
     read_only: bool
 
 
-def load_scripts() -> dict[str, LoadedScript]:
+def load_scripts(folder: Path | None = None) -> dict[str, LoadedScript]:
     """Reads lua/ and checks each file against the manifest, so a hand-edited file is caught."""
-    folder = lua_dir()
+    folder = folder or lua_dir()
     manifest = json.loads((folder / "manifest.json").read_text())["scripts"]
     scripts = {}
     for spec in SCRIPTS:
         source = (folder / f"{spec.name}.lua").read_bytes()
         sha = hashlib.sha1(source).hexdigest()
-        if sha != manifest[spec.name]["sha1"]:
-            raise ScriptError(f"lua/{spec.name}.lua does not match lua/manifest.json; re-render it")
+        expected = manifest[spec.name]["sha1"]
+        if sha != expected:
+            raise ScriptError(f"lua/{spec.name}.lua has SHA-1 {sha}, but lua/manifest.json says"
+                              f" {expected}; re-render it (python -m feast_lua.render)")
         scripts[spec.name] = LoadedScript(spec.name, source, sha, spec.read_only)
     return scripts
 
