@@ -31,6 +31,7 @@ from .write import (
     DEFAULT_MAX_BYTES_PER_WRITE,
     DEFAULT_MAX_CELLS_PER_WRITE,
     DEFAULT_MAX_ROWS_PER_WRITE,
+    WritePlan,
     WriteResult,
     plan_write,
 )
@@ -199,13 +200,17 @@ class Client:
 
         Each row holds the table's join keys, every feature (None for a null), `event_timestamp`
         (a datetime; naive means UTC) and optionally `created_timestamp`, which breaks ties.
-        `ttl` sets an expiry on each written key. Rows go in calls within max_rows_per_write and
-        max_cells_per_write, each atomic; all rows are validated before the first call.
+        `ttl` sets an expiry on each written key. Rows go in calls within max_rows_per_write,
+        max_cells_per_write and max_bytes_per_write, each atomic; all rows are validated before
+        the first call.
         """
         project = self._project(project)
         spec = self._table(project, table)
         plan = plan_write(self.registry.get(project), spec, rows)
-        ttl_ms = _ttl_ms(ttl)
+        return self._write(plan, _ttl_ms(ttl))
+
+    def _write(self, plan: WritePlan, ttl_ms: int) -> WriteResult:
+        """Sends a checked write plan in calls within the write limits, in one pipeline."""
         calls = plan.calls(
             ttl_ms, self.max_rows_per_write, self.max_cells_per_write, self.max_bytes_per_write
         )

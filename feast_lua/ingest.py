@@ -454,11 +454,9 @@ def ingest(
                     result.stopped = True
                     break
                 continue
-            calls = plan.calls(ttl_ms, client.max_rows_per_write, client.max_cells_per_write,
-                               client.max_bytes_per_write)
-            replies = client.loader.call_many("write", calls)  # one pipeline per chunk
-            result.written += sum(r[0] for r in replies)
-            result.skipped += sum(r[1] for r in replies)
+            done = client._write(plan, ttl_ms)  # one pipeline per chunk
+            result.written += done.written
+            result.skipped += done.skipped
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix_str(f"written {result.written}, skipped {result.skipped},"
