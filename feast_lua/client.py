@@ -1,59 +1,57 @@
 """The synchronous client: Feast's online-serving API over the feast-lua scripts.
 
-A read is one straight line: ref parsing (refs) -> key encoding (keys, request) -> EVALSHA
-(loader) -> the read script (lua/read.lua) -> reply decoding (response).
+All of the logic is in feast_lua/core.py, shared with feast_lua.asyncio.Client; this class picks
+the blocking transport for the topology (one server, a Sentinel-managed primary, or a cluster)
+and drives the core's flows over it (feast_lua/ops.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import redis
-from redis.backoff import EqualJitterBackoff
-from redis.retry import Retry
+from redis.cluster import RedisCluster
 
-from .errors import (
-    ConfigurationError,
-    SchemaError,
-    ScriptError,
-    UnknownFeatureError,
-    UnknownTableError,
-)
+from .cluster import DEFAULT_FAILOVER_TIMEOUT, ClusterTransport
+from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_sync
+from .core import DEFAULT_PROJECT, ClientCore, check_retries, ttl_ms
+from .errors import ConfigurationError
 from .loader import ScriptLoader
-from .refs import parse_refs
-from .registry import ProjectRegistry, to_feature_table
+from .ops import run_sync
+from .registry import ProjectRegistry
 from .registry_store import RegistryStore
-from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL, RefPlan, plan_refs
-from .response import GetOnlineFeaturesResponse, ReplyPart, decode_reply
-from .schema import MAX_AGE_LIMIT, Entity, FeatureTable, check_name
+from .request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL
+from .response import GetOnlineFeaturesResponse
+from .schema import Entity, FeatureTable
 from .write import (
     DEFAULT_MAX_BYTES_PER_WRITE,
     DEFAULT_MAX_CELLS_PER_WRITE,
     DEFAULT_MAX_ROWS_PER_WRITE,
     WritePlan,
     WriteResult,
-    plan_write,
 )
 
-DEFAULT_PROJECT = "default"
-# Connection errors and timeouts are retried, a few times with a short backoff: every command the
-# client sends is safe to repeat (reads, newest-wins writes, compare-and-set registry puts, HGET,
-# SCRIPT LOAD). Each attempt can wait one socket_timeout (docs/RELIABILITY.md).
-DEFAULT_RETRIES = 3
-RETRY_BACKOFF_BASE = 0.02  # seconds; the n-th retry waits between 0.5x and 1x of base * 2**n
-RETRY_BACKOFF_CAP = 0.5
-REF_PLAN_CACHE_SIZE = 256
+__all__ = ["Client", "DEFAULT_PROJECT", "DEFAULT_RETRIES"]
 
 
 class Client:
-    """Feast-style online features from Redis, one atomic script call per request (or per chunk).
+    """Feast-style online features from Redis, one atomic script call per request (or per slot
+    group on a cluster).
 
-    Pass a URL, host/port, or a ready `redis.Redis`. Replies are binary, so a redis-py client
-    made with decode_responses=True is refused. With a URL or host/port, `retries` bounds how
-    often a request is retried after a connection error or timeout (0: never), and the TLS
-    options apply to rediss:// URLs or, for host/port, switch TLS on. A ready `redis.Redis`
-    keeps its own timeouts, retry policy and TLS settings.
+    Pass a URL, host/port, or a ready redis-py client: `redis.Redis` (also from
+    `Sentinel.master_for`) or `redis.cluster.RedisCluster`. A URL or host/port of a cluster node
+    makes a cluster client (the server is asked once; `cluster=` skips the question). Replies are
+    binary, so a client made with decode_responses=True is refused. With a URL or host/port,
+    `retries` bounds how often a request is retried after a connection error or timeout (0:
+    never), and the TLS options apply to rediss:// URLs or, for host/port, switch TLS on. A ready
+    client keeps its own timeouts, retry policy and TLS settings.
+
+    Replica reads: on one server pass `replica=` (a URL or client, e.g. `Sentinel.slave_for`);
+    on a cluster, `replica_reads=True` (or a ready RedisCluster with a load_balancing_strategy)
+    sends the read script to replicas as EVALSHA_RO. Replicas lag: a read may miss a write the
+    primary acknowledged a moment ago.
     """
 
     def __init__(
@@ -65,7 +63,7 @@ class Client:
         db: int = 0,
         password: str | None = None,
         username: str | None = None,
-        redis: redis.Redis | None = None,
+        redis: redis.Redis | RedisCluster | None = None,
         project: str = DEFAULT_PROJECT,
         max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
         max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
@@ -80,39 +78,68 @@ class Client:
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        cluster: bool | None = None,
+        replica: str | redis.Redis | None = None,
+        replica_reads: bool = False,
+        failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT,
     ):
         if sum(x is not None for x in (url, redis, host or port)) > 1:
             raise ConfigurationError("pass one of url, host/port or redis, not several")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
+        options = Options(url, host, port, db, username, password, socket_timeout,
+                          socket_connect_timeout, check_retries(retries), ssl,
+                          {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
+                           "ssl_keyfile": ssl_keyfile}, cluster, replica_reads)
+        options.tls = {k: v for k, v in options.tls.items() if v is not None}
         if redis is None:
-            tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
-            options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout,
-                       "retry": Retry(EqualJitterBackoff(cap=RETRY_BACKOFF_CAP, base=RETRY_BACKOFF_BASE),
-                                      retries)}
-            redis = _connect(url, host, port, db, username, password, ssl, tls, options)
-        if redis.get_connection_kwargs().get("decode_responses"):
-            raise ConfigurationError(
-                "the redis client was made with decode_responses=True; feast-lua replies are"
-                " binary msgpack, so pass a client with decode_responses=False"
-            )
-        limits = {"max_cells_per_call": max_cells_per_call, "max_keys_per_call": max_keys_per_call,
-                  "max_rows_per_write": max_rows_per_write, "max_cells_per_write": max_cells_per_write,
-                  "max_bytes_per_write": max_bytes_per_write}
-        for name, value in limits.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+            redis = open_sync(options)
+        check_binary(redis)
+        if is_cluster(redis):
+            if replica is not None:
+                raise ConfigurationError("replica= is for one server; on a cluster use replica_reads=True")
+            self.loader: ScriptLoader | ClusterTransport = ClusterTransport(
+                redis, failover_timeout=failover_timeout)
+        else:
+            if isinstance(replica, str):
+                replica = _replica_from_url(replica, options)
+            if replica is not None:
+                check_binary(replica)
+            self.loader = ScriptLoader(redis, replica=replica)
         self.redis = redis
-        self.project = check_name("project", project)
-        # The blocking budget: big requests become several calls, each atomic and short.
-        self.max_cells_per_call = max_cells_per_call
-        self.max_keys_per_call = max_keys_per_call
-        self.max_rows_per_write = max_rows_per_write
-        self.max_cells_per_write = max_cells_per_write
-        self.max_bytes_per_write = max_bytes_per_write
-        self.loader = ScriptLoader(redis)
-        self.registry = RegistryStore(redis, self.loader, registry_ttl)
-        self._ref_plans: dict[tuple, RefPlan] = {}
+        self._core = ClientCore(
+            self.loader.scripts, self.loader.slot_of, project, max_cells_per_call, max_keys_per_call,
+            max_rows_per_write, max_cells_per_write, max_bytes_per_write, registry_ttl)
+        self.registry = SyncRegistry(self._core.registry, self.loader)
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        service_name: str,
+        *,
+        replica_reads: bool = False,
+        sentinel_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Client:
+        """A client of the primary that Sentinel names for `service_name`, following failovers:
+        redis-py asks the sentinels again when the primary stops answering, and the scripts are
+        loaded on the new primary at its first NOSCRIPT. `replica_reads` sends reads to a replica.
+        Connection options (password, username, socket_timeout, ...) go to the data nodes."""
+        from redis.sentinel import Sentinel
+
+        connection = {k: kwargs.pop(k) for k in ("password", "username", "socket_timeout",
+                                                 "socket_connect_timeout", "db") if k in kwargs}
+        sentinel = Sentinel(list(sentinels), sentinel_kwargs=dict(sentinel_kwargs or {}), **connection)
+        primary = sentinel.master_for(service_name)
+        replica = sentinel.slave_for(service_name) if replica_reads else None
+        return cls(redis=primary, replica=replica, **kwargs)
+
+    @property
+    def project(self) -> str:
+        return self._core.project
+
+    @project.setter
+    def project(self, project: str) -> None:
+        self._core.project = self._core.project_name(project)
 
     def get_online_features(
         self,
@@ -126,68 +153,15 @@ class Client:
         `max_age` overrides tables' max ages for this call, e.g. {"driver_trips": timedelta(hours=1)};
         timedelta(0) lifts the limit.
         """
-        project = self._project(project)
-        plan = self._ref_plan(project, feature_refs, max_age).bind(entity_rows)
-        calls = plan.calls(self.max_cells_per_call, self.max_keys_per_call)
-        groups = len(plan.keys) // len(plan.entity_rows)
-        return GetOnlineFeaturesResponse(plan, self._read(calls, len(plan.refs), groups))
-
-    def _read(self, calls: list, refs: int, groups: int) -> list[ReplyPart]:
-        """The read calls' decoded replies in entity row order. A call whose values passed the
-        script's byte budget answers for its first rows only; the rest is asked for again."""
-        parts: list[list[ReplyPart]] = [[] for _ in calls]
-        pending = list(enumerate(calls))
-        while pending:
-            replies = self.loader.call_many("read", [call for _, call in pending])
-            unfinished = []
-            for (index, (keys, args)), reply in zip(pending, replies):
-                part = decode_reply(reply)
-                parts[index].append(part)
-                done = part.rows(refs) * groups
-                if done == 0:
-                    raise ScriptError("the read script answered for no entity row of a call")
-                if done < len(keys):
-                    unfinished.append((index, (keys[done:], args)))
-            pending = unfinished
-        return [part for call_parts in parts for part in call_parts]
-
-    def _ref_plan(
-        self, project: str, feature_refs: Sequence[str], max_age: Mapping[str, timedelta] | None
-    ) -> RefPlan:
-        """The refs' part of a request, cached per registry version: a serving loop asks for the
-        same refs again and again."""
-        registry = self.registry.get(project)
-        try:
-            key = (project, registry.version, tuple(feature_refs),
-                   None if max_age is None else tuple(sorted(max_age.items())))
-            hash(key)
-        except (TypeError, AttributeError):
-            key = None  # unusable refs or max_age: plan without the cache, which names the problem
-        cached = self._ref_plans.get(key) if key else None
-        if cached is not None:
-            return cached
-        refs = parse_refs(feature_refs)
-        try:
-            plan = plan_refs(registry, refs, max_age)
-        except (UnknownTableError, UnknownFeatureError):
-            # Another client may have applied the table since this one cached the registry.
-            return plan_refs(self.registry.get(project, refresh=True), refs, max_age)
-        if key:
-            if len(self._ref_plans) >= REF_PLAN_CACHE_SIZE:
-                self._ref_plans.clear()
-            self._ref_plans[key] = plan
-        return plan
+        return run_sync(self._core.get_online_features(feature_refs, entity_rows, project, max_age),
+                        self.loader)
 
     def apply(
         self, objects: Iterable[Entity | FeatureTable] | Entity | FeatureTable,
         project: str | None = None,
     ) -> ProjectRegistry:
         """Registers entities and feature tables; re-applying a table updates it in place."""
-        if isinstance(objects, (Entity, FeatureTable)):
-            objects = [objects]
-        elif not isinstance(objects, Iterable):
-            raise SchemaError(f"apply() takes Entity and FeatureTable objects, not {objects!r}")
-        return self.registry.apply(self._project(project), objects)
+        return run_sync(self._core.apply(objects, project), self.loader)
 
     def write_rows(
         self,
@@ -201,21 +175,12 @@ class Client:
         Each row holds the table's join keys, every feature (None for a null), `event_timestamp`
         (a datetime; naive means UTC) and optionally `created_timestamp`, which breaks ties.
         `ttl` sets an expiry on each written key. Rows go in calls within max_rows_per_write,
-        max_cells_per_write and max_bytes_per_write, each atomic; all rows are validated before
-        the first call.
+        max_cells_per_write and max_bytes_per_write (and one slot each on a cluster), each
+        atomic; all rows are validated before the first call.
         """
-        project = self._project(project)
-        spec = self._table(project, table)
-        plan = plan_write(self.registry.get(project), spec, rows)
-        return self._write(plan, _ttl_ms(ttl))
-
-    def _write(self, plan: WritePlan, ttl_ms: int) -> WriteResult:
-        """Sends a checked write plan in calls within the write limits, in one pipeline."""
-        calls = plan.calls(
-            ttl_ms, self.max_rows_per_write, self.max_cells_per_write, self.max_bytes_per_write
-        )
-        replies = self.loader.call_many("write", calls)
-        return WriteResult(sum(r[0] for r in replies), sum(r[1] for r in replies))
+        if isinstance(rows, Mapping):  # push's single event; write_rows wants a list
+            rows = [rows]
+        return run_sync(self._core.write_rows(table, rows, project, ttl), self.loader)
 
     def push(
         self,
@@ -231,9 +196,11 @@ class Client:
         event never overwrites a newer one. For events that must survive the pusher, XADD them
         to a stream and run a StreamWorker (feast_lua/stream.py) instead.
         """
-        if isinstance(rows, Mapping):
-            rows = [rows]
         return self.write_rows(table, rows, project=project, ttl=ttl)
+
+    def _write(self, plan: WritePlan, ttl_ms: int) -> WriteResult:
+        """Sends a checked write plan (for ingest, which plans its own chunks)."""
+        return run_sync(self._core.write(plan, ttl_ms), self.loader)
 
     def ingest(
         self,
@@ -261,17 +228,16 @@ class Client:
                       chunk_rows, ttl, progress, on_error)
 
     def get_feature_table(self, name: str, project: str | None = None) -> FeatureTable:
-        return to_feature_table(self._table(self._project(project), name))
+        return run_sync(self._core.get_feature_table(name, project), self.loader)
 
     def list_feature_tables(self, project: str | None = None) -> list[FeatureTable]:
-        registry = self.registry.get(self._project(project), refresh=True)
-        return [to_feature_table(t) for t in registry.tables.values()]
+        return run_sync(self._core.list_feature_tables(project), self.loader)
 
     def list_entities(self, project: str | None = None) -> list[Entity]:
-        return list(self.registry.get(self._project(project), refresh=True).entities.values())
+        return run_sync(self._core.list_entities(project), self.loader)
 
     def close(self) -> None:
-        self.redis.close()
+        self.loader.close()
 
     def __enter__(self) -> Client:
         return self
@@ -280,35 +246,44 @@ class Client:
         self.close()
 
     def _project(self, project: str | None) -> str:
-        return self.project if project is None else check_name("project", project)
+        return self._core.project_name(project)
 
     def _table(self, project: str, name: str):
-        check_name("feature table", name)  # a list or dict is not a name, and no table has it
-        spec = self.registry.get(project).tables.get(name)
-        if spec is None:
-            spec = self.registry.get(project, refresh=True).tables.get(name)
-        if spec is None:
-            raise UnknownTableError(f"project {project!r} has no feature table {name!r}")
-        return spec
+        return run_sync(self._core.table(project, name), self.loader)
 
 
-def _connect(url, host, port, db, username, password, ssl, tls, options) -> redis.Redis:
-    tls = {k: v for k, v in tls.items() if v is not None}
-    if username is not None:
-        options["username"] = username
-    if password is not None:
-        options["password"] = password
-    if url is not None:
-        if (tls or ssl) and not url.startswith("rediss://"):
-            raise ConfigurationError("TLS needs a rediss:// URL (or host/port with ssl=True)")
-        return redis.Redis.from_url(url, **options, **tls)  # credentials in the URL win
-    return redis.Redis(host=host or "localhost", port=port or 6379, db=db, ssl=ssl or bool(tls),
-                       **tls, **options)
+def _core_attribute(name: str) -> property:
+    """A client attribute that lives on the shared core, so tests and callers can still tune it."""
+    return property(lambda self: getattr(self._core, name),
+                    lambda self, value: setattr(self._core, name, value))
+
+
+for _name in ("max_cells_per_call", "max_keys_per_call", "max_rows_per_write", "max_cells_per_write",
+              "max_bytes_per_write"):
+    setattr(Client, _name, _core_attribute(_name))
+
+
+class SyncRegistry:
+    """The registry cache with blocking calls, for code that runs beside a sync client
+    (ingest, the stream worker, the CLI)."""
+
+    def __init__(self, store: RegistryStore, transport: Any):
+        self.store = store
+        self.transport = transport
+
+    def get(self, project: str, refresh: bool = False) -> ProjectRegistry:
+        return run_sync(self.store.get(project, refresh), self.transport)
+
+    def load(self, project: str) -> ProjectRegistry | None:
+        return run_sync(self.store.load(project), self.transport)
+
+    def apply(self, project: str, objects: Iterable[Entity | FeatureTable]) -> ProjectRegistry:
+        return run_sync(self.store.apply(project, objects), self.transport)
+
+
+def _replica_from_url(url: str, options: Options) -> redis.Redis:
+    return redis.Redis.from_url(url, **options.common())
 
 
 def _ttl_ms(ttl: timedelta | None) -> int:
-    if ttl is None:
-        return 0
-    if not isinstance(ttl, timedelta) or not timedelta(0) < ttl < MAX_AGE_LIMIT:
-        raise ConfigurationError(f"ttl must be a positive timedelta under 285 years, got {ttl!r}")
-    return max(1, ttl // timedelta(milliseconds=1))
+    return ttl_ms(ttl)

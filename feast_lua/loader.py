@@ -1,4 +1,4 @@
-"""Runs the shipped scripts by SHA: SCRIPT LOAD once per server, EVALSHA after, NOSCRIPT recovered.
+"""Reads the shipped scripts, and runs them on one server: SCRIPT LOAD once, EVALSHA after.
 
 redis-py's `Script` objects would do the retry for single calls, but they have no EVALSHA_RO and
 pre-check pipelines with SCRIPT EXISTS, an extra round trip per request. This loader keeps the
@@ -21,12 +21,8 @@ from hiredis import pack_command
 
 from .catalogue import SCRIPTS
 from .errors import RedisUnavailableError, ScriptError
+from .ops import Call, run_script, run_sync
 from .resources import lua_dir
-
-Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
-# NOSCRIPT -> SCRIPT LOAD -> send again, at most this many times in all: one reload covers a
-# restart or a failover; a few more ride out SCRIPT FLUSH repeated during the reload.
-NOSCRIPT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -54,10 +50,18 @@ def load_scripts(folder: Path | None = None) -> dict[str, LoadedScript]:
 
 
 class ScriptLoader:
-    """Calls scripts on one redis-py client, standalone or a pipeline-capable connection."""
+    """The blocking transport for one server (feast_lua/ops.py), also usable on its own.
 
-    def __init__(self, client: redis.Redis, scripts: dict[str, LoadedScript] | None = None):
+    With `replica`, read-only scripts (EVALSHA_RO) go to that client, e.g. a replica from
+    `Sentinel.slave_for`, and scripts are loaded on both, since SCRIPT LOAD is not replicated.
+    """
+
+    slot_of = None  # one server: no hash slots to split by
+
+    def __init__(self, client: redis.Redis, scripts: dict[str, LoadedScript] | None = None,
+                 replica: redis.Redis | None = None):
         self.client = client
+        self.replica = replica
         self.scripts = scripts or load_scripts()
 
     def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
@@ -65,35 +69,17 @@ class ScriptLoader:
 
     def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
         """Runs several calls of one script in one round trip; each call is atomic on its own."""
-        script = self.scripts[name]
-        # EVALSHA_RO for read-only scripts: ACLs can grant it alone and replicas accept it.
-        command = "EVALSHA_RO" if script.read_only else "EVALSHA"
-        results: list[Any] = [None] * len(calls)
-        pending = list(range(len(calls)))
-        for attempt in range(NOSCRIPT_ATTEMPTS):
-            replies = self._send(script, command, [calls[i] for i in pending])
-            retry = []
-            for i, reply in zip(pending, replies):
-                if isinstance(reply, redis.exceptions.NoScriptError) and attempt < NOSCRIPT_ATTEMPTS - 1:
-                    retry.append(i)
-                elif isinstance(reply, Exception):
-                    raise _script_error(name, reply) from reply
-                else:
-                    results[i] = reply
-            if not retry:
-                return results
-            self._load(script)
-            pending = retry
-        raise AssertionError("unreachable")  # pragma: no cover
+        return run_sync(run_script(self.scripts, name, calls), self)
 
-    def _send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
+    def send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
         """One round trip for all calls: packed by hiredis in one go, sent on one pooled
         connection, with redis-py's retry policy on connection errors. Error replies come back
         as exceptions in the list, in call order."""
         packed = b"".join([
             pack_command((command, script.sha, len(keys), *keys, *args)) for keys, args in calls
         ])
-        pool = self.client.connection_pool
+        client = self.replica if self.replica is not None and command == "EVALSHA_RO" else self.client
+        pool = client.connection_pool
         try:
             # get_connection() connects when the pool has no live connection, so it fails too.
             conn = pool.get_connection()
@@ -106,13 +92,27 @@ class ScriptLoader:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             raise RedisUnavailableError(f"Redis is unreachable while running {script.name}: {e}") from e
 
-    def _load(self, script: LoadedScript) -> None:
+    def load(self, script: LoadedScript) -> None:
+        for client in (self.client, self.replica):
+            if client is None:
+                continue
+            try:
+                sha = client.script_load(script.source)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+                raise RedisUnavailableError(f"Redis is unreachable while loading {script.name}: {e}") from e
+            if sha != script.sha:
+                raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
+
+    def command(self, args: tuple) -> Any:
         try:
-            sha = self.client.script_load(script.source)
+            return self.client.execute_command(*args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise RedisUnavailableError(f"Redis is unreachable while loading {script.name}: {e}") from e
-        if sha != script.sha:
-            raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
+            raise RedisUnavailableError(f"Redis is unreachable: {e}") from e
+
+    def close(self) -> None:
+        self.client.close()
+        if self.replica is not None:
+            self.replica.close()
 
 
 def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
@@ -124,15 +124,3 @@ def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
         except redis.exceptions.ResponseError as e:  # raised after its reply was read in full
             replies.append(e)
     return replies
-
-
-def _script_error(name: str, error: Exception) -> ScriptError:
-    if isinstance(error, redis.exceptions.OutOfMemoryError):
-        # Redis refuses a script that may write before running it, so this call wrote nothing;
-        # the read script (flagged no-writes) keeps working.
-        return ScriptError(
-            f"script {name!r} refused: Redis is out of memory (used memory > maxmemory, and"
-            f" maxmemory-policy noeviction never drops features); this call wrote nothing and"
-            f" reads keep working. Free memory or raise maxmemory. Redis said: {error}"
-        )
-    return ScriptError(f"script {name!r} failed: {error}")

@@ -10,12 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import redis
-
 from . import constants as c
-from .errors import RedisUnavailableError, RegistryConflictError, ScriptError, UnknownProjectError
+from .errors import RegistryConflictError, ScriptError, UnknownProjectError
 from .keys import netstr
-from .loader import ScriptLoader
+from .ops import Command, Flow, run_script
 from .registry import ProjectRegistry, empty, merge
 from .schema import Entity, FeatureTable, check_name
 
@@ -27,24 +25,26 @@ def registry_key(project: str) -> bytes:
 
 
 class RegistryStore:
-    def __init__(self, client: redis.Redis, loader: ScriptLoader, ttl: float):
-        self.client = client
-        self.loader = loader
+    """The per-client registry cache. Its methods are flows (feast_lua/ops.py): the sync and
+    asyncio clients drive the same code."""
+
+    def __init__(self, scripts: dict, ttl: float):
+        self.scripts = scripts
         self.ttl = ttl
         self._cache: dict[str, tuple[ProjectRegistry, float]] = {}
 
-    def get(self, project: str, refresh: bool = False) -> ProjectRegistry:
+    def get(self, project: str, refresh: bool = False) -> Flow:
         """The project's registry; raises UnknownProjectError when none was applied."""
         cached = self._cache.get(project)
         now = time.monotonic()
         if cached and not refresh and now - cached[1] < self.ttl:
             return cached[0]
         if cached:
-            version = self._redis(self.client.hget, registry_key(project), c.REGISTRY_FIELD_VERSION)
+            version = yield Command(("HGET", registry_key(project), c.REGISTRY_FIELD_VERSION))
             if version is not None and int(version) == cached[0].version:
                 self._cache[project] = (cached[0], now)
                 return cached[0]
-        registry = self.load(project)
+        registry = yield from self.load(project)
         if registry is None:
             self._cache.pop(project, None)
             raise UnknownProjectError(
@@ -53,21 +53,28 @@ class RegistryStore:
         self._cache[project] = (registry, now)
         return registry
 
-    def load(self, project: str) -> ProjectRegistry | None:
+    def cached(self, project: str) -> ProjectRegistry | None:
+        """The cached registry while it is fresh, so the hot path can skip starting a flow."""
+        cached = self._cache.get(project)
+        if cached and time.monotonic() - cached[1] < self.ttl:
+            return cached[0]
+        return None
+
+    def load(self, project: str) -> Flow:
         check_name("project", project)
-        doc = self._redis(self.client.hget, registry_key(project), c.REGISTRY_FIELD_DOC)
+        doc = yield Command(("HGET", registry_key(project), c.REGISTRY_FIELD_DOC))
         return None if doc is None else ProjectRegistry.from_json(doc)
 
-    def apply(self, project: str, objects: Iterable[Entity | FeatureTable]) -> ProjectRegistry:
+    def apply(self, project: str, objects: Iterable[Entity | FeatureTable]) -> Flow:
         """Merges `objects` into the project's registry with compare-and-set, retrying on races."""
         objects = list(objects)
         for _ in range(APPLY_ATTEMPTS):
-            current = self.load(project) or empty(project)
+            current = (yield from self.load(project)) or empty(project)
             updated = merge(current, objects)
             try:
-                self.loader.call(
-                    "registry_put", [registry_key(project)], [current.version, updated.to_json()]
-                )
+                yield from run_script(self.scripts, "registry_put", [
+                    ([registry_key(project)], [current.version, updated.to_json()])
+                ])
             except ScriptError as e:
                 if c.ERR_CONFLICT in str(e):
                     continue
@@ -77,10 +84,3 @@ class RegistryStore:
         raise RegistryConflictError(
             f"the registry of project {project!r} kept changing during {APPLY_ATTEMPTS} attempts"
         )
-
-    @staticmethod
-    def _redis(method, *args):
-        try:
-            return method(*args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            raise RedisUnavailableError(f"Redis is unreachable: {e}") from e

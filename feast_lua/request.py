@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from .constants import MAX_TABLES_PER_REQUEST
 from .errors import (
@@ -41,6 +42,35 @@ class RefPlan:
     encoders: list[KeyEncoder]  # one per key group
     join_keys: frozenset[str]
     args: list[bytes | int]  # ARGV, identical for every chunk
+    slots: list[int]  # each ref's slot in its table's packed row
+    ages: list[int]  # each table's max age in us, overrides applied
+    table_groups: list[int]  # each table's 0-based key group
+
+    @cached_property
+    def by_group(self) -> list[tuple[RefPlan, list[int], list[int]]]:
+        """One plan per key group, with the refs and tables (indices into this plan) it covers.
+
+        On a cluster one entity row's keys of different key groups sit in different slots,
+        so each group is read on its own and the columns are put back together
+        (feast_lua/topology.py).
+        """
+        out = []
+        for g, encoder in enumerate(self.encoders):
+            tables = [t for t, tg in enumerate(self.table_groups) if tg == g]
+            local = {t: i for i, t in enumerate(tables)}
+            refs = [f for f, t in enumerate(self.ref_tables) if t in local]
+            args: list[bytes | int] = [1, len(tables)]
+            for t in tables:
+                args += [self.tables[t].name.encode(), 1, self.ages[t]]
+            args.append(len(refs))
+            for f in refs:
+                args += [local[self.ref_tables[f]] + 1, self.slots[f]]
+            plan = RefPlan([self.refs[f] for f in refs], [self.names[f] for f in refs],
+                           [self.tables[t] for t in tables], [local[self.ref_tables[f]] for f in refs],
+                           [encoder], frozenset(encoder.join_keys), args,
+                           [self.slots[f] for f in refs], [self.ages[t] for t in tables], [0] * len(tables))
+            out.append((plan, refs, tables))
+        return out
 
     def bind(self, entity_rows: Sequence[Mapping[str, object]]) -> ReadPlan:
         rows = _check_rows(entity_rows, self.join_keys)
@@ -135,7 +165,8 @@ def plan_refs(
     for t, slot in zip(ref_tables, slots):
         args += [t + 1, slot]
     join_keys = frozenset(k for group in group_index for k in group)
-    return RefPlan(refs, [str(r) for r in refs], tables, ref_tables, encoders, join_keys, args)
+    return RefPlan(refs, [str(r) for r in refs], tables, ref_tables, encoders, join_keys, args,
+                   slots, ages, [group_index[t.key_group] for t in tables])
 
 
 def plan_read(

@@ -1,0 +1,107 @@
+"""The blocking transport for Redis Cluster (feast_lua/ops.py).
+
+Calls arrive already split so that each one's keys share a slot (feast_lua/topology.py). They go
+in one redis-py ClusterPipeline, which sends each node its calls on one connection, all nodes
+before reading any reply, and follows MOVED, ASK and TRYAGAIN with redis-py's own machinery.
+What the pipeline gives up on (a node down during a failover, the cluster still electing) is
+retried here, with backoff, until `failover_timeout` has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+
+from .errors import RedisUnavailableError, ScriptError
+from .loader import LoadedScript, load_scripts
+from .ops import Call, run_script, run_sync
+
+# How long a request keeps retrying while the cluster fails over: a little more than a typical
+# cluster-node-timeout plus an election.
+DEFAULT_FAILOVER_TIMEOUT = 10.0
+RETRY_PAUSE = 0.05  # seconds before the first retry, doubled up to RETRY_PAUSE_CAP
+RETRY_PAUSE_CAP = 0.5
+# What a cluster answers while it reshards or fails over: worth waiting out.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+             redis.exceptions.ClusterDownError, redis.exceptions.ClusterError,
+             redis.exceptions.TryAgainError, redis.exceptions.MovedError,
+             redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError)
+
+
+class ClusterTransport:
+    slot_of = staticmethod(key_slot)
+
+    def __init__(self, client: RedisCluster, scripts: dict[str, LoadedScript] | None = None,
+                 failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT):
+        self.client = client
+        self.scripts = scripts or load_scripts()
+        self.failover_timeout = failover_timeout
+
+    def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
+        return run_sync(run_script(self.scripts, name, calls), self)
+
+    def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self.call_many(name, [(keys, args)])[0]
+
+    def send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
+        """Error replies come back as exception objects, in call order. Calls that failed on
+        a node in transition are sent again, alone: the ones that ran are not repeated."""
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+
+        def attempt() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for i in pending:
+                keys, args = calls[i]
+                pipe.execute_command(command, script.sha, len(keys), *keys, *args)
+            replies = pipe.execute(raise_on_error=False)
+            failed = []
+            for i, reply in zip(pending, replies):
+                results[i] = reply
+                if isinstance(reply, TRANSIENT):
+                    failed.append(i)
+            if failed:
+                pending[:] = failed
+                raise results[failed[0]]
+
+        self._retrying(attempt, f"running {script.name}")
+        return results
+
+    def load(self, script: LoadedScript) -> None:
+        """SCRIPT LOAD on every node, replicas too: a replica may serve EVALSHA_RO, and one that
+        is promoted then has the script already. A node that is down is skipped; it answers
+        NOSCRIPT once it is back, and is loaded then."""
+        loaded = 0
+        for node in self.client.get_nodes():
+            try:
+                sha = self.client.get_redis_connection(node).script_load(script.source)
+            except TRANSIENT:
+                continue
+            if sha != script.sha:
+                raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
+            loaded += 1
+        if not loaded:
+            raise RedisUnavailableError(f"no cluster node is reachable to load {script.name}")
+
+    def command(self, args: tuple) -> Any:
+        return self._retrying(lambda: self.client.execute_command(*args), f"running {args[0]}")
+
+    def _retrying(self, attempt: Any, what: str) -> Any:
+        deadline = time.monotonic() + self.failover_timeout
+        pause = RETRY_PAUSE
+        while True:
+            try:
+                return attempt()
+            except TRANSIENT as e:
+                if time.monotonic() + pause > deadline:
+                    raise RedisUnavailableError(f"Redis Cluster is unavailable while {what}: {e}") from e
+                time.sleep(pause)
+                pause = min(pause * 2, RETRY_PAUSE_CAP)
+
+    def close(self) -> None:
+        self.client.close()
