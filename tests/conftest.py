@@ -7,8 +7,29 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
+from clients import FLAVORS, TOPOLOGIES, make_client
 from feast_lua import Client, Entity, Feature, FeatureTable, ValueType
 from feast_lua.server import RedisServer
+
+
+def pytest_generate_tests(metafunc):
+    """Runs each test of a module with EVERY_CLIENT = True once per client variant: sync and
+    asyncio, on one server and on a cluster. `standalone_only` and `sync_only` narrow it."""
+    if not getattr(metafunc.module, "EVERY_CLIENT", False):
+        return
+    if not {"client", "seeded", "connect"} & set(metafunc.fixturenames):
+        return
+    marks = {m.name for m in metafunc.definition.iter_markers()}
+    params = []
+    for topology in TOPOLOGIES:
+        if topology == "cluster" and "standalone_only" in marks:
+            continue
+        for flavor in FLAVORS:
+            if flavor == "async" and "sync_only" in marks:
+                continue
+            params.append(pytest.param((topology, flavor), id=f"{topology}-{flavor}",
+                                       marks=[pytest.mark.cluster] if topology == "cluster" else []))
+    metafunc.parametrize("variant", params, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -18,18 +39,52 @@ def redis_server():
 
 
 @pytest.fixture
-def raw(redis_server) -> redis.Redis:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.script_flush()
+def variant(request) -> tuple[str, str]:
+    """(topology, flavor) of the test's clients; one server and sync unless parametrized."""
+    return getattr(request, "param", ("standalone", "sync"))
+
+
+@pytest.fixture
+def server_url(request, variant) -> str:
+    if variant[0] == "cluster":
+        return request.getfixturevalue("cluster").url
+    return request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture
+def raw(request, variant, server_url):
+    """A plain redis-py client of the test's topology, on an empty keyspace and script cache."""
+    if variant[0] == "cluster":
+        client = request.getfixturevalue("cluster").client()
+        for node in client.get_primaries():
+            client.flushall(target_nodes=node)
+        for node in client.get_nodes():
+            client.script_flush(target_nodes=node)
+    else:
+        client = redis.Redis.from_url(server_url)
+        client.flushall()
+        client.script_flush()
     yield client
     client.close()
 
 
 @pytest.fixture
-def client(raw, redis_server) -> Client:
-    with Client(redis_server.url) as c:
-        yield c
+def connect(variant, server_url, raw):
+    """Makes more clients of the test's variant, e.g. a second client with its own cache."""
+    made = []
+
+    def make(**kwargs):
+        made.append(make_client(variant[1], variant[0], server_url, **kwargs))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def client(connect) -> Client:
+    return connect()
 
 
 NOW = datetime.now(timezone.utc)

@@ -19,6 +19,8 @@ from feast_lua import (
 
 S = FieldStatus
 
+EVERY_CLIENT = True  # each test runs on sync and asyncio clients, standalone and cluster
+
 
 def test_seed_example_statuses(seeded):
     seeded.write_rows("driver_trips", [
@@ -190,6 +192,7 @@ def test_duplicate_entity_rows(seeded):
     assert d["driver_trips:rating"] == [4.5, 4.5, 4.5]
 
 
+@pytest.mark.standalone_only
 def test_big_request_is_split_and_reassembled_in_order(seeded, raw):
     seeded.write_rows("driver_trips", [trip_row(i, max_rides=i) for i in range(0, 500, 2)])
     seeded.max_cells_per_call = 7 * 3  # 7 rows per call
@@ -204,6 +207,7 @@ def test_big_request_is_split_and_reassembled_in_order(seeded, raw):
     assert calls == -(-500 // 7)
 
 
+@pytest.mark.standalone_only
 def test_split_also_bounds_keys_per_call(seeded, raw):
     seeded.write_rows("driver_trips", [trip_row(i) for i in range(100)])
     seeded.get_online_features(SEED_REFS, [{"driver_id": 0}])  # loads the script
@@ -243,6 +247,7 @@ def test_any_ref_order_and_subset_reads_the_same_cells(seeded, order):
     assert got["statuses"].get("driver_trips:rating", [S.NULL_VALUE])[0] == S.NULL_VALUE
 
 
+@pytest.mark.standalone_only
 def test_a_call_past_its_reply_byte_budget_is_continued_in_order(client, raw):
     client.apply([driver, FeatureTable("blobs", ["driver_id"], [Feature("blob", ValueType.STRING)])])
     blob = "x" * 40_000  # 300 rows: about 12 MB, past the 8 MiB reply budget of one call

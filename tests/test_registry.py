@@ -23,6 +23,8 @@ from feast_lua.registry_store import registry_key
 
 S = FieldStatus
 
+EVERY_CLIENT = True  # each test runs on sync and asyncio clients, standalone and cluster
+
 
 def test_apply_stores_a_versioned_document(client, raw):
     first = client.apply([driver, driver_trips])
@@ -140,8 +142,8 @@ def test_invalid_definitions(make):
         make()
 
 
-def test_a_client_notices_a_newer_registry(seeded, redis_server):
-    with Client(redis_server.url, registry_ttl=0.0) as other:
+def test_a_client_notices_a_newer_registry(seeded, connect):
+    with connect(registry_ttl=0.0) as other:
         seeded.write_rows("driver_trips", [trip_row(1)])
         assert other.get_online_features(SEED_REFS, [{"driver_id": 1}]).to_dict()
         shorter = FeatureTable("driver_trips", ["driver_id"], driver_trips.features,
@@ -151,21 +153,22 @@ def test_a_client_notices_a_newer_registry(seeded, redis_server):
         assert statuses["driver_trips:rating"] == [S.OUTSIDE_MAX_AGE]
 
 
-def test_a_table_applied_elsewhere_is_found_without_waiting(seeded, redis_server):
-    with Client(redis_server.url, registry_ttl=3600) as other:
+def test_a_table_applied_elsewhere_is_found_without_waiting(seeded, connect):
+    with connect(registry_ttl=3600) as other:
         other.get_online_features(SEED_REFS, [{"driver_id": 1}])  # caches the registry
         seeded.apply([FeatureTable("late", ["driver_id"], [Feature("x", ValueType.INT64)])])
         seeded.write_rows("late", [{"driver_id": 1, "x": 5, "event_timestamp": NOW}])
         assert other.get_online_features(["late:x"], [{"driver_id": 1}]).to_dict()["late:x"] == [5]
 
 
-def test_concurrent_applies_all_land(client, redis_server):
+@pytest.mark.sync_only
+def test_concurrent_applies_all_land(client, server_url):
     client.apply([driver])
     errors = []
 
     def apply_table(i: int) -> None:
         try:
-            with Client(redis_server.url) as c:
+            with Client(server_url) as c:
                 c.apply([FeatureTable(f"t{i}", ["driver_id"], [Feature("x", ValueType.INT64)])])
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -181,6 +184,7 @@ def test_concurrent_applies_all_land(client, redis_server):
     assert client.registry.get("default", refresh=True).version == 9
 
 
+@pytest.mark.sync_only
 def test_registry_put_refuses_a_stale_version_and_bad_documents(seeded, raw):
     with pytest.raises(Exception, match="CONFLICT 1"):
         seeded.loader.call("registry_put", [registry_key("default")],

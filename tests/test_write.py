@@ -12,6 +12,8 @@ from feast_lua.keys import entity_key
 from feast_lua.rows import unpack_row
 from feast_lua.types import ValueType
 
+EVERY_CLIENT = True  # each test runs on sync and asyncio clients, standalone and cluster
+
 
 def rating(client, driver_id=1):
     return client.get_online_features(["driver_trips:rating"], [{"driver_id": driver_id}]).to_dict()[
@@ -116,6 +118,7 @@ def test_a_bad_row_writes_nothing(seeded, raw, bad_row, error, words):
     assert raw.dbsize() == before
 
 
+@pytest.mark.sync_only
 def test_bad_packed_row_sent_directly_writes_nothing(seeded, raw):
     good = seeded.loader
     key = entity_key("default", {"driver_id": (ValueType.INT64, 1)})

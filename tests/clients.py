@@ -1,0 +1,60 @@
+"""The clients a behavioural test runs against: sync or asyncio, on one server or a cluster.
+
+Modules that set EVERY_CLIENT = True get each test once per variant (conftest.py). Tests are
+written against the sync API; `AsyncDriver` runs the asyncio client's coroutines on its own
+event loop, so the same test body checks both clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import feast_lua.asyncio
+from feast_lua import Client
+
+FLAVORS = ("sync", "async")
+TOPOLOGIES = ("standalone", "cluster")
+
+
+class AsyncDriver:
+    """A feast_lua.asyncio.Client behind the sync API: each coroutine method is run to the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.loop = asyncio.new_event_loop()
+        self.client = self.loop.run_until_complete(self._make(args, kwargs))
+
+    @staticmethod
+    async def _make(args: tuple, kwargs: dict) -> feast_lua.asyncio.Client:
+        return feast_lua.asyncio.Client(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+        return lambda *args, **kwargs: self.loop.run_until_complete(attribute(*args, **kwargs))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("loop", "client"):
+            object.__setattr__(self, name, value)
+        else:  # limits such as max_cells_per_call live on the shared core
+            setattr(self.client._core, name, value)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.run_until_complete(self.client.close())
+            self.loop.close()
+
+    def __enter__(self) -> AsyncDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_client(flavor: str, topology: str, url: str, **kwargs: Any) -> Any:
+    cluster = topology == "cluster"
+    if flavor == "sync":
+        return Client(url, cluster=cluster, **kwargs)
+    return AsyncDriver(url, cluster=cluster, **kwargs)
