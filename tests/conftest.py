@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
-
 from clients import FLAVORS, TOPOLOGIES, make_client
+
 from feast_lua import Client, Entity, Feature, FeatureTable, ValueType
 from feast_lua.server import RedisServer
 
