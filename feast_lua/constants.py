@@ -20,6 +20,10 @@ MSGPACK_NIL = 0xC0
 # Every key starts with "{}": an empty hash tag, which makes Redis Cluster hash the whole key, so a
 # "{" inside a user's value can never pick the slot.
 KEY_PREFIX = b"{}fl:"
+# A co-located key (Entity colocate=True) swaps the empty tag for "{" + the first
+# COLOCATION_TAG_CHARS hex digits of SHA-1(typed value of the co-located join key) + "}".
+KEY_BODY_PREFIX = b"fl:"
+COLOCATION_TAG_CHARS = 16
 REGISTRY_KEY_PREFIX = b"{}fl:registry:"
 
 # Registry hash fields.

@@ -7,15 +7,18 @@
 Every part carries its length, so no value can impersonate a separator, and the type tag keeps
 int 1 ("i1:1") apart from string "1" ("s1:1"). INT32 and INT64 share the "i" form: an entity has
 one type, so the same join key never carries both. The leading "{}" is an empty hash tag, which
-makes Redis Cluster hash the whole key, so a "{" in a value never chooses the slot.
+makes Redis Cluster hash the whole key, so a "{" in a value never chooses the slot. An entity
+declared with colocate=True puts a tag there instead, "{" hex16(SHA-1(typed(value))) "}", so all
+keys over that entity's value share one slot (docs/CLUSTER.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from collections.abc import Mapping, Sequence
 
-from .constants import KEY_PREFIX
+from .constants import COLOCATION_TAG_CHARS, KEY_BODY_PREFIX, KEY_PREFIX
 from .errors import EntityRowError
 from .types import ValueType
 
@@ -70,11 +73,22 @@ def typed_many(values: list[object], value_type: ValueType, prefix: bytes = b"")
 class KeyEncoder:
     """Builds the keys of one key group (a sorted set of join keys) in one project."""
 
-    def __init__(self, project: str, join_keys: Sequence[str], types: Mapping[str, ValueType]):
+    def __init__(self, project: str, join_keys: Sequence[str], types: Mapping[str, ValueType],
+                 colocate: str | None = None):
         self.join_keys = tuple(sorted(join_keys))
         self.types = tuple(types[k] for k in self.join_keys)
         self.prefix = KEY_PREFIX + netstr(project.encode())
         self.names = tuple(netstr(k.encode()) for k in self.join_keys)
+        # Co-located: the key's hash tag comes from this join key's value (docs/CLUSTER.md).
+        self.colocate = None if colocate is None else self.join_keys.index(colocate)
+        self.body = KEY_BODY_PREFIX + netstr(project.encode())
+
+    def _tagged(self, keys: list[bytes], values: list[object]) -> list[bytes]:
+        """Untagged keys ("{}fl:...") with the empty tag replaced by the co-location tag."""
+        value_type = self.types[self.colocate]
+        cut = len(KEY_PREFIX)
+        return [b"{%b}%b%b" % (colocation_tag(typed(v, value_type)), KEY_BODY_PREFIX, k[cut:])
+                for k, v in zip(keys, values)]
 
     def keys(self, rows: Sequence[Mapping[str, object]]) -> list[bytes]:
         """The key of every row, built column by column; raises EntityRowError naming the row."""
@@ -90,10 +104,10 @@ class KeyEncoder:
             for i, row in enumerate(rows):
                 self.key(row, i)  # raises the precise error
             raise
-        if single:
-            return columns[0]
-        prefix = self.prefix
-        return [prefix + b"".join(parts) for parts in zip(*columns)]
+        keys = columns[0] if single else [self.prefix + b"".join(parts) for parts in zip(*columns)]
+        if self.colocate is not None:
+            keys = self._tagged(keys, [row[self.join_keys[self.colocate]] for row in rows])
+        return keys
 
     def key(self, row: Mapping[str, object], row_index: int) -> bytes:
         parts = [self.prefix]
@@ -113,7 +127,14 @@ class KeyEncoder:
                     f"entity row {row_index}: join key {name!r} must be {value_type.name},"
                     f" got {value!r}: {e}"
                 ) from None
-        return b"".join(parts)
+        key = b"".join(parts)
+        if self.colocate is not None:
+            key = self._tagged([key], [row[self.join_keys[self.colocate]]])[0]
+        return key
+
+
+def colocation_tag(typed_value: bytes) -> bytes:
+    return hashlib.sha1(typed_value).hexdigest()[:COLOCATION_TAG_CHARS].encode()
 
 
 def entity_key(project: str, values: Mapping[str, tuple[ValueType, object]]) -> bytes:

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from . import constants as c
 from .errors import SchemaError
+from .keys import KeyEncoder
 from .schema import Entity, Feature, FeatureTable
 from .types import ValueType
 
@@ -76,7 +77,8 @@ class ProjectRegistry:
             "project": self.project,
             "version": self.version,
             "entities": {
-                name: {"value_type": e.value_type.name, "description": e.description}
+                name: {"value_type": e.value_type.name, "description": e.description,
+                       **({"colocate": True} if e.colocate else {})}
                 for name, e in self.entities.items()
             },
             "tables": {name: t.to_doc() for name, t in self.tables.items()},
@@ -90,7 +92,8 @@ class ProjectRegistry:
             if doc.get("format") != c.REGISTRY_FORMAT:
                 raise SchemaError(f"registry format {doc.get('format')!r} is not supported")
             entities = {
-                name: Entity(name, ValueType[e["value_type"]], e.get("description", ""))
+                name: Entity(name, ValueType[e["value_type"]], e.get("description", ""),
+                             e.get("colocate", False) is True)
                 for name, e in doc["entities"].items()
             }
             tables = {name: TableSpec.from_doc(name, t) for name, t in doc["tables"].items()}
@@ -128,6 +131,11 @@ def merge(current: ProjectRegistry, objects: Iterable[Entity | FeatureTable]) ->
                     f"entity {obj.name!r} is {old.value_type.name} and used by a feature table;"
                     f" changing it to {obj.value_type.name} would orphan every stored key"
                 )
+            if old and old.colocate != obj.colocate and _entity_in_use(tables, obj.name):
+                raise SchemaError(
+                    f"entity {obj.name!r} is used by a feature table; changing colocate would move"
+                    f" every stored key to another key name. Use a new entity name."
+                )
             entities[obj.name] = obj
         else:
             new_tables.append(obj)
@@ -137,6 +145,13 @@ def merge(current: ProjectRegistry, objects: Iterable[Entity | FeatureTable]) ->
             raise SchemaError(f"feature table {table.name!r} uses unknown entities {missing}")
         tables[table.name] = _merge_table(tables.get(table.name), table)
     return ProjectRegistry(current.project, current.version + 1, entities, tables)
+
+
+def key_encoder(registry: ProjectRegistry, group: tuple[str, ...]) -> KeyEncoder:
+    """The key encoder of one key group, with the project's co-location policy."""
+    types = {name: registry.entities[name].value_type for name in group}
+    colocate = next((name for name in sorted(group) if registry.entities[name].colocate), None)
+    return KeyEncoder(registry.project, group, types, colocate)
 
 
 def _entity_in_use(tables: dict[str, TableSpec], entity: str) -> bool:

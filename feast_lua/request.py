@@ -20,7 +20,7 @@ from .errors import (
 )
 from .keys import KeyEncoder
 from .refs import FeatureRef
-from .registry import US, ProjectRegistry, TableSpec
+from .registry import US, ProjectRegistry, TableSpec, key_encoder
 from .schema import valid_max_age
 
 # The blocking budget. Inside Redis a read call costs about 2.8 us per key (one HGET or HMGET per
@@ -156,7 +156,7 @@ def plan_refs(
     group_index: dict[tuple[str, ...], int] = {}
     for spec in tables:
         group_index.setdefault(spec.key_group, len(group_index))
-    encoders = [KeyEncoder(registry.project, group, _types(registry, group)) for group in group_index]
+    encoders = [key_encoder(registry, group) for group in group_index]
 
     args: list[bytes | int] = [len(group_index), len(tables)]
     for spec, age in zip(tables, ages):
@@ -176,10 +176,6 @@ def plan_read(
     max_age: Mapping[str, timedelta] | None = None,
 ) -> ReadPlan:
     return plan_refs(registry, refs, max_age).bind(entity_rows)
-
-
-def _types(registry: ProjectRegistry, group: tuple[str, ...]):
-    return {name: registry.entities[name].value_type for name in group}
 
 
 def _max_ages(tables: list[TableSpec], overrides: Mapping[str, timedelta] | None) -> list[int]:

@@ -55,14 +55,24 @@ def valid_max_age(max_age: object) -> bool:
 
 @dataclass(frozen=True)
 class Entity:
-    """An entity; its name is also its join key in entity rows."""
+    """An entity; its name is also its join key in entity rows.
+
+    `colocate=True` is a Redis Cluster placement policy: every key over this entity (its own
+    tables and composite-keyed ones such as (customer_id, account_id)) carries a hash tag made
+    from its value, so one customer's rows share a slot and are read in one atomic call. It
+    changes the keys, so it cannot change while a table uses the entity. On one server it
+    changes nothing but the key bytes.
+    """
 
     name: str
     value_type: ValueType = ValueType.STRING
     description: str = ""
+    colocate: bool = False
 
     def __post_init__(self) -> None:
         _check_named_value(self, "entity", ENTITY_VALUE_TYPES)
+        if not isinstance(self.colocate, bool):
+            raise SchemaError(f"entity {self.name!r}: colocate must be True or False, got {self.colocate!r}")
 
     @property
     def join_key(self) -> str:

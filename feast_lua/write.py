@@ -12,6 +12,7 @@ from itertools import repeat
 from .errors import RowError, ValueTypeError
 from .keys import KeyEncoder
 from .registry import ProjectRegistry, TableSpec
+from .registry import key_encoder as registry_key_encoder
 from .rows import pack_row
 from .values import NIL, encoder, timestamp_us
 
@@ -70,8 +71,7 @@ def plan_write(registry: ProjectRegistry, table: TableSpec, rows: Sequence[Mappi
         raise RowError(f"rows must be a list of dicts, got {type(rows).__name__}")
     if not rows:
         raise RowError(f"no rows to write to table {table.name!r}")
-    types = {name: registry.entities[name].value_type for name in table.key_group}
-    key_encoder = KeyEncoder(registry.project, table.key_group, types)
+    key_encoder = registry_key_encoder(registry, table.key_group)
     columns = [(f.name, f.slot, encoder(f.value_type), f.value_type) for f in table.features.values()]
     allowed = frozenset(table.entities) | set(table.features) | {EVENT_TIMESTAMP, CREATED_TIMESTAMP}
     try:

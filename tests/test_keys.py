@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -72,3 +74,26 @@ def test_composite_keys_cannot_be_forged_by_values():
 def test_seed_key_bytes():
     key = entity_key("default", {"driver_id": (ValueType.INT64, 1001)})
     assert key == b"{}fl:7:default9:driver_idi4:1001"
+
+
+def test_colocated_keys_carry_a_tag_from_the_colocated_value():
+    from redis.crc import key_slot
+
+    from feast_lua.keys import KeyEncoder, colocation_tag
+
+    types = {"customer_id": ValueType.STRING, "account_id": ValueType.INT64}
+    accounts = KeyEncoder("default", ["customer_id", "account_id"], types, colocate="customer_id")
+    customers = KeyEncoder("default", ["customer_id"], types, colocate="customer_id")
+    tag = colocation_tag(b"s5:alice")
+    assert tag == hashlib.sha1(b"s5:alice").hexdigest()[:16].encode()
+    key = accounts.key({"customer_id": "alice", "account_id": 7}, 0)
+    assert key == b"{" + tag + b"}fl:7:default10:account_idi1:711:customer_ids5:alice"
+    # Bulk and single encodings agree, and every key of one customer hashes to one slot.
+    rows = [{"customer_id": "alice", "account_id": a} for a in range(50)]
+    keys = accounts.keys(rows)
+    assert keys == [accounts.key(r, i) for i, r in enumerate(rows)]
+    slots = {key_slot(k) for k in keys} | {key_slot(customers.key({"customer_id": "alice"}, 0))}
+    assert len(slots) == 1
+    # A "}" in the value cannot end the tag early: the tag is hex.
+    odd = customers.key({"customer_id": "a}b{c"}, 0)
+    assert odd.startswith(b"{" + colocation_tag(b"s5:a}b{c") + b"}fl:")

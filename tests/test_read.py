@@ -261,3 +261,32 @@ def test_a_call_past_its_reply_byte_budget_is_continued_in_order(client, raw):
     assert d["blobs:blob"][:300] == [f"{i:06d}{blob}" for i in range(300)]
     assert d["blobs:blob"][300] is None and d["statuses"]["blobs:blob"][300] == S.NOT_FOUND
     assert raw.info("commandstats")["cmdstat_evalsha_ro"]["calls"] == 3
+
+
+def test_colocated_entities_read_like_any_other(client):
+    customer_c = Entity("customer_id", ValueType.STRING, colocate=True)
+    account = Entity("account_id", ValueType.INT64)
+    client.apply([customer_c, account,
+                  FeatureTable("customer_profile", ["customer_id"], [Feature("tier", ValueType.STRING)]),
+                  FeatureTable("account_stats", ["customer_id", "account_id"],
+                               [Feature("balance", ValueType.DOUBLE)])])
+    client.write_rows("customer_profile", [{"customer_id": c, "tier": f"t-{c}", "event_timestamp": NOW}
+                                           for c in ("alice", "bob")])
+    client.write_rows("account_stats", [
+        {"customer_id": c, "account_id": a, "balance": a * 1.5, "event_timestamp": NOW}
+        for c in ("alice", "bob") for a in range(3)])
+    rows = [{"customer_id": c, "account_id": a} for c in ("alice", "bob", "carol") for a in (0, 2, 9)]
+    got = client.get_online_features(["account_stats:balance", "customer_profile:tier"], rows)
+    d = got.to_dict(include_statuses=True)
+    assert d["account_stats:balance"] == [0.0, 3.0, None, 0.0, 3.0, None, None, None, None]
+    assert d["customer_profile:tier"] == ["t-alice"] * 3 + ["t-bob"] * 3 + [None] * 3
+    assert d["statuses"]["customer_profile:tier"][-1] == S.NOT_FOUND
+
+
+def test_colocation_cannot_change_while_an_entity_is_in_use(seeded):
+    from feast_lua import SchemaError
+
+    with pytest.raises(SchemaError, match="colocate"):
+        seeded.apply([Entity("driver_id", ValueType.INT64, colocate=True)])
+    seeded.apply([Entity("unused", ValueType.INT64, colocate=True)])  # not in use: allowed
+    assert {e.name: e.colocate for e in seeded.list_entities()}["unused"] is True
