@@ -56,16 +56,24 @@ def raw(request, variant, server_url):
     """A plain redis-py client of the test's topology, on an empty keyspace and script cache."""
     if variant[0] == "cluster":
         client = request.getfixturevalue("cluster").client()
-        for node in client.get_primaries():
-            client.flushall(target_nodes=node)
         for node in client.get_nodes():
-            client.script_flush(target_nodes=node)
+            connection = client.get_redis_connection(node)
+            if node in client.get_primaries():
+                connection.flushall()
+            connection.script_flush()
     else:
         client = redis.Redis.from_url(server_url)
         client.flushall()
         client.script_flush()
     yield client
     client.close()
+
+
+def dbsize(raw) -> int:
+    """Keys in the whole keyspace: on a cluster, the sum over the primaries."""
+    if hasattr(raw, "get_primaries"):
+        return sum(raw.get_redis_connection(n).dbsize() for n in raw.get_primaries())
+    return raw.dbsize()
 
 
 @pytest.fixture
