@@ -7,6 +7,7 @@ which do the I/O, are its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -18,7 +19,7 @@ import redis.asyncio.cluster
 from hiredis import pack_command
 from redis.crc import key_slot
 
-from .cluster import DEFAULT_FAILOVER_TIMEOUT, RETRY_PAUSE, RETRY_PAUSE_CAP, TRANSIENT
+from .cluster import DEFAULT_FAILOVER_TIMEOUT, RETRY_PAUSE, RETRY_PAUSE_CAP, TRANSIENT, unknown_node
 from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_async
 from .core import DEFAULT_PROJECT, ClientCore, check_retries
 from .errors import ConfigurationError, RedisUnavailableError, ScriptError
@@ -128,7 +129,12 @@ class AsyncClusterTransport:
             for i in pending:
                 keys, args = calls[i]
                 pipe.execute_command(command, script.sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            except AttributeError as e:
+                with contextlib.suppress(redis.exceptions.RedisError):  # the next attempt tries again
+                    await self.client.nodes_manager.initialize()
+                raise unknown_node(e) from e
             failed = []
             for i, reply in zip(pending, replies):
                 results[i] = reply

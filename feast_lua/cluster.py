@@ -9,6 +9,7 @@ retried here, with backoff, until `failover_timeout` has passed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,13 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
              redis.exceptions.ClusterDownError, redis.exceptions.ClusterError,
              redis.exceptions.TryAgainError, redis.exceptions.MovedError,
              redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError)
+
+
+def unknown_node(error: Exception) -> redis.exceptions.ClusterError:
+    """redis-py 8.2 follows an ASK to a node missing from its node cache (one just added during a
+    reshard) into an AttributeError. The cause is a stale view of the cluster: the caller
+    refreshes it, and the retry then reaches the node."""
+    return redis.exceptions.ClusterError(f"redirected to a node the client did not know yet: {error!r}")
 
 
 class ClusterTransport:
@@ -59,7 +67,12 @@ class ClusterTransport:
             for i in pending:
                 keys, args = calls[i]
                 pipe.execute_command(command, script.sha, len(keys), *keys, *args)
-            replies = pipe.execute(raise_on_error=False)
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except AttributeError as e:
+                with contextlib.suppress(redis.exceptions.RedisError):  # the next attempt tries again
+                    self.client.nodes_manager.initialize()
+                raise unknown_node(e) from e
             failed = []
             for i, reply in zip(pending, replies):
                 results[i] = reply
