@@ -21,13 +21,14 @@ TOPOLOGIES = ("standalone", "cluster")
 class AsyncDriver:
     """A feast_lua.asyncio.Client behind the sync API: each coroutine method is run to the end."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, factory: Any = feast_lua.asyncio.Client, **kwargs: Any):
+        """`factory(*args, **kwargs)` makes the asyncio client, inside this driver's loop."""
         self.loop = asyncio.new_event_loop()
-        self.client = self.loop.run_until_complete(self._make(args, kwargs))
 
-    @staticmethod
-    async def _make(args: tuple, kwargs: dict) -> feast_lua.asyncio.Client:
-        return feast_lua.asyncio.Client(*args, **kwargs)
+        async def make() -> feast_lua.asyncio.Client:
+            return factory(*args, **kwargs)
+
+        self.client = self.loop.run_until_complete(make())
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.client, name)
