@@ -28,7 +28,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.crc import key_slot
 
+from . import topology
+from .core import WRITE_HEAD_ARGS
 from .errors import ConfigurationError, FeastLuaError, RedisUnavailableError, ScriptError
 from .registry import TableSpec
 from .types import ValueType
@@ -299,10 +302,24 @@ class StreamWorker:
         return project, table_name, _Event(entry_id, fields, plan.keys[0], plan.rows[0])
 
     def _call(self, table: str, events: list[_Event]) -> list:
+        if self.client.loader.slot_of is not None:
+            return self._call_on_cluster(table, events)
         keys = [self.stream, *(e.key for e in events)]
         args = [self.group, table.encode(), self.ttl_ms, len(events), *(e.id for e in events),
                 *(e.packed for e in events)]
         return self.client.loader.call("stream_write", keys, args)
+
+    def _call_on_cluster(self, table: str, events: list[_Event]) -> list:
+        """On a cluster the stream and the rows sit in different slots, so no one script can
+        write and XACK together. The rows are written first (newest-wins, one call per slot),
+        then the entries are acknowledged: at-least-once delivery, and a replayed event is
+        skipped as not newer, so the stored state is the same as with exactly-once."""
+        calls = topology.split_writes(
+            [([e.key for e in events], [table.encode(), self.ttl_ms, *(e.packed for e in events)])],
+            self.client.loader.slot_of, WRITE_HEAD_ARGS)
+        replies = self.client.loader.call_many("write", calls)
+        acked = self.redis.xack(self.stream, self.group, *(e.id for e in events))
+        return [sum(r[0] for r in replies), sum(r[1] for r in replies), acked, len(events) - acked]
 
     def _apply(self, table: str, events: list[_Event], result: StepResult,
                dead: list[tuple[bytes, dict, str]]) -> None:
@@ -327,8 +344,13 @@ class StreamWorker:
             result.not_pending += not_pending
 
     def _dead_letter(self, dead: list[tuple[bytes, dict, str]]) -> None:
-        """XADD to the dead-letter stream and XACK, in one MULTI/EXEC per batch."""
-        with self.redis.pipeline(transaction=True) as pipe:
+        """XADD to the dead-letter stream and XACK, in one MULTI/EXEC per batch. On a cluster
+        that needs both streams in one slot (a shared hash tag, e.g. "{events}" and
+        "{events}:dead-letter"); otherwise the XADDs go first and the XACK after, so a worker
+        that dies in between leaves the entries pending, to be dead-lettered again."""
+        together = self.client.loader.slot_of is None or (
+            key_slot(self.stream) == key_slot(self.dead_letter_stream))
+        with self.redis.pipeline(transaction=together) as pipe:
             for entry_id, fields, reason in dead:
                 entry: list[tuple[bytes, bytes]] = [
                     (b"id", entry_id), (b"stream", self.stream), (b"reason", reason.encode())]

@@ -221,3 +221,48 @@ def test_adding_a_node_and_moving_slots_under_load_loses_no_request(flavor):
         # The new node ran the scripts: loaded there at its first NOSCRIPT.
         assert _evalsha_ro_by_node(cluster)[new] > 0
         client.close()
+
+
+def test_a_stream_worker_on_the_cluster_applies_every_event_and_dead_letters_poison(cluster, fresh):
+    """The stream and the rows sit in different slots: rows are written newest-wins per slot,
+    then the entries are acknowledged. A replay is skipped as not newer (docs/CLUSTER.md)."""
+    import json
+
+    from feast_lua import StreamWorker
+
+    stream, dead = b"{events}", b"{events}:dead-letter"
+    with Client(cluster.url) as client:
+        client.apply([driver, driver_trips])
+        raw = cluster.client()
+        for d in range(50):
+            row = {"driver_id": d, "average_daily_rides": 1.0, "maximum_daily_rides": d, "rating": 4.0,
+                   "event_timestamp": (NOW - timedelta(seconds=d % 3)).isoformat()}
+            raw.xadd(stream, {"table": "driver_trips", "row": json.dumps(row)})
+        raw.xadd(stream, {"table": "driver_trips", "row": "not json"})
+        worker = StreamWorker(client, stream, b"g", "w1", block_ms=0, batch=100)
+        result = worker.step()
+        assert (result.read, result.written, result.dead_lettered) == (51, 50, 1)
+        d = client.get_online_features(SEED_REFS, [{"driver_id": i} for i in range(50)]).to_dict()
+        assert d["driver_trips:maximum_daily_rides"] == list(range(50))
+        assert raw.xpending(stream, b"g")["pending"] == 0
+        assert raw.xlen(dead) == 1
+        # Replaying the same events changes nothing and is reported as skipped.
+        for _entry_id, fields in raw.xrange(stream, count=50):
+            raw.xadd(stream, fields)
+        again = worker.step()
+        assert (again.written, again.skipped) == (0, 50)
+        raw.close()
+
+
+def test_ingest_on_the_cluster_splits_chunks_by_slot(cluster, fresh):
+    pa = pytest.importorskip("pyarrow")
+    with Client(cluster.url) as client:
+        client.apply([driver, driver_trips])
+        table = pa.table({"driver_id": list(range(500)), "average_daily_rides": [1.5] * 500,
+                          "maximum_daily_rides": list(range(500)), "rating": [None] * 500,
+                          "event_timestamp": pa.array([NOW] * 500, pa.timestamp("us", "UTC"))})
+        result = client.ingest("driver_trips", table, chunk_rows=128, progress=False)
+        assert (result.written, result.rejected) == (500, 0)
+        d = client.get_online_features(SEED_REFS, [{"driver_id": i} for i in range(500)])
+        assert d.to_dict()["driver_trips:maximum_daily_rides"] == list(range(500))
+        assert set(d.statuses()["driver_trips:rating"]) == {S.NULL_VALUE}
