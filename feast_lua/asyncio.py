@@ -19,7 +19,14 @@ import redis.asyncio.cluster
 from hiredis import pack_command
 from redis.crc import key_slot
 
-from .cluster import DEFAULT_FAILOVER_TIMEOUT, RETRY_PAUSE, RETRY_PAUSE_CAP, TRANSIENT, unknown_node
+from .cluster import (
+    DEFAULT_FAILOVER_TIMEOUT,
+    RETRY_PAUSE,
+    RETRY_PAUSE_CAP,
+    TRANSIENT,
+    replica_reads,
+    unknown_node,
+)
 from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_async
 from .core import DEFAULT_PROJECT, ClientCore, check_retries
 from .errors import ConfigurationError, RedisUnavailableError, ScriptError
@@ -121,6 +128,56 @@ class AsyncClusterTransport:
         return await run_async(run_script(self.scripts, name, calls), self)
 
     async def send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
+        """As ClusterTransport.send: hiredis-packed calls to every owning node, then what met a
+        redirect or a node in trouble again through redis-py's ClusterPipeline."""
+        replica = command == "EVALSHA_RO" and replica_reads(self.client)
+        try:
+            results = await self._send_by_node(script, command, calls, replica)
+        except TRANSIENT:
+            results = [None] * len(calls)
+        redo = [i for i, r in enumerate(results) if r is None or isinstance(r, TRANSIENT)]
+        if redo:
+            again = await self._send_by_pipeline(script, command, [calls[i] for i in redo])
+            for i, reply in zip(redo, again):
+                results[i] = reply
+        return results
+
+    async def _send_by_node(self, script: LoadedScript, command: str, calls: Sequence[Call],
+                            replica: bool) -> list[Any]:
+        manager = self.client.nodes_manager
+        if not manager.slots_cache:
+            await self.client.initialize()
+        strategy = self.client.load_balancing_strategy if replica else None
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for i, (keys, _) in enumerate(calls):
+            node = manager.get_node_from_slot(key_slot(keys[0]), replica, strategy)
+            by_node.setdefault(node.name, (node, []))[1].append(i)
+        results: list[Any] = [None] * len(calls)
+        taken = []
+        try:
+            for node, indices in by_node.values():
+                conn = node.acquire_connection()
+                taken.append((node, conn, indices))
+                await conn.send_packed_command(b"".join([
+                    pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
+                    for i in indices]))
+            for _, conn, indices in taken:
+                for i in indices:
+                    try:
+                        results[i] = await conn.read_response()
+                    except redis.exceptions.ResponseError as e:
+                        results[i] = e
+        except TRANSIENT:
+            for _, conn, _ in taken:
+                await conn.disconnect()
+            raise
+        finally:
+            for node, conn, _ in taken:
+                node.release(conn)
+        return results
+
+    async def _send_by_pipeline(self, script: LoadedScript, command: str,
+                                calls: Sequence[Call]) -> list[Any]:
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
 
@@ -137,6 +194,10 @@ class AsyncClusterTransport:
                 raise unknown_node(e) from e
             failed = []
             for i, reply in zip(pending, replies):
+                if isinstance(reply, AttributeError):  # the same redis-py gap, reported per command
+                    with contextlib.suppress(redis.exceptions.RedisError):
+                        await self.client.nodes_manager.initialize()
+                    reply = unknown_node(reply)
                 results[i] = reply
                 if isinstance(reply, TRANSIENT):
                     failed.append(i)

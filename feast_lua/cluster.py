@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from hiredis import pack_command
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -34,10 +35,14 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
              redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError)
 
 
+def replica_reads(client: Any) -> bool:
+    return bool(client.read_from_replicas or client.load_balancing_strategy is not None)
+
+
 def unknown_node(error: Exception) -> redis.exceptions.ClusterError:
     """redis-py 8.2 follows an ASK to a node missing from its node cache (one just added during a
-    reshard) into an AttributeError. The cause is a stale view of the cluster: the caller
-    refreshes it, and the retry then reaches the node."""
+    reshard; redis/redis-py#4015) into an AttributeError. The cause is a stale view of the
+    cluster: the caller refreshes it, and the retry then reaches the node."""
     return redis.exceptions.ClusterError(f"redirected to a node the client did not know yet: {error!r}")
 
 
@@ -57,8 +62,58 @@ class ClusterTransport:
         return self.call_many(name, [(keys, args)])[0]
 
     def send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
-        """Error replies come back as exception objects, in call order. Calls that failed on
-        a node in transition are sent again, alone: the ones that ran are not repeated."""
+        """Error replies come back as exception objects, in call order.
+
+        Fast path: the calls grouped by the node that owns their slot, packed by hiredis, written
+        to every node before any reply is read. A call that meets a redirect (MOVED, ASK,
+        TRYAGAIN) or a node in trouble goes again through redis-py's ClusterPipeline, which
+        follows redirects and refreshes the slot map; calls that ran are not repeated."""
+        replica = command == "EVALSHA_RO" and replica_reads(self.client)
+        try:
+            results = self._send_by_node(script, command, calls, replica)
+        except TRANSIENT:
+            results = [None] * len(calls)
+        redo = [i for i, r in enumerate(results) if r is None or isinstance(r, TRANSIENT)]
+        if redo:
+            again = self._send_by_pipeline(script, command, [calls[i] for i in redo])
+            for i, reply in zip(redo, again):
+                results[i] = reply
+        return results
+
+    def _send_by_node(self, script: LoadedScript, command: str, calls: Sequence[Call],
+                      replica: bool) -> list[Any]:
+        manager = self.client.nodes_manager
+        strategy = self.client.load_balancing_strategy if replica else None
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for i, (keys, _) in enumerate(calls):
+            node = manager.get_node_from_slot(key_slot(keys[0]), replica, strategy)
+            by_node.setdefault(node.name, (node, []))[1].append(i)
+        results: list[Any] = [None] * len(calls)
+        taken = []
+        try:
+            for node, indices in by_node.values():
+                pool = self.client.get_redis_connection(node).connection_pool
+                conn = pool.get_connection()
+                taken.append((pool, conn, indices))
+                conn.send_packed_command([b"".join([
+                    pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
+                    for i in indices])])
+            for _, conn, indices in taken:
+                for i in indices:
+                    try:
+                        results[i] = conn.read_response()
+                    except redis.exceptions.ResponseError as e:  # read in full; the rest follow
+                        results[i] = e
+        except TRANSIENT:
+            for _, conn, _ in taken:
+                conn.disconnect()  # replies may be unread: the connection cannot be reused
+            raise
+        finally:
+            for pool, conn, _ in taken:
+                pool.release(conn)
+        return results
+
+    def _send_by_pipeline(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
 
@@ -75,6 +130,10 @@ class ClusterTransport:
                 raise unknown_node(e) from e
             failed = []
             for i, reply in zip(pending, replies):
+                if isinstance(reply, AttributeError):  # the same redis-py gap, reported per command
+                    with contextlib.suppress(redis.exceptions.RedisError):
+                        self.client.nodes_manager.initialize()
+                    reply = unknown_node(reply)
                 results[i] = reply
                 if isinstance(reply, TRANSIENT):
                     failed.append(i)
