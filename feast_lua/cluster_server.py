@@ -218,7 +218,7 @@ class LocalCluster:
         slots and the cluster is ok again; returns the new primary's port."""
         slots = self._killed_slots.get(old_primary_port)
         if not slots:
-            raise ValueError(f"{old_primary_port} was not a primary killed with kill()")
+            raise ValueError(f"{old_primary_port} was not a primary owning slots when kill() killed it")
 
         def promoted() -> int | None:
             owners = {self._owner_seen_by(port, slots[0][0]) for port in self.alive_ports}
