@@ -9,6 +9,8 @@ import redis
 from clients import FLAVORS, TOPOLOGIES, make_client
 
 from feast_lua import Client, Entity, Feature, FeatureTable, ValueType
+from feast_lua.cluster_server import LocalCluster
+from feast_lua.sentinel_server import LocalSentinel
 from feast_lua.server import RedisServer
 
 
@@ -36,6 +38,44 @@ def pytest_generate_tests(metafunc):
 def redis_server():
     with RedisServer() as server:
         yield server
+
+
+# Scale-out topologies. Fixtures are only set up when a test asks for them, so a run that selects
+# none of these tests starts no cluster. `cluster` and `sentinel` are shared by the session: a
+# test must leave them healthy (no kill, failover or reshard). A test that damages a topology
+# takes `fresh_cluster` / `fresh_sentinel`, its own instance, stopped after it.
+TOPOLOGY_MARKS = {"cluster": "cluster", "fresh_cluster": "cluster",
+                  "sentinel": "sentinel", "fresh_sentinel": "sentinel"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & TOPOLOGY_MARKS.keys():
+            item.add_marker(TOPOLOGY_MARKS[fixture])
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    with LocalCluster() as c:
+        yield c
+
+
+@pytest.fixture
+def fresh_cluster():
+    with LocalCluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def sentinel():
+    with LocalSentinel() as s:
+        yield s
+
+
+@pytest.fixture
+def fresh_sentinel():
+    with LocalSentinel() as s:
+        yield s
 
 
 @pytest.fixture

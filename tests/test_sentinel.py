@@ -52,7 +52,7 @@ def test_sentinel_replica_reads(flavor):
         client.write_rows("driver_trips", [trip_row(d) for d in range(10)])
         sentinel.wait_replicated()
         replica = sentinel.replica_ports[0]
-        from feast_lua.ck_topology_tmp import ask
+        from feast_lua.server_checks import ask
         ask(replica, "CONFIG", "RESETSTAT")
         d = client.get_online_features(SEED_REFS, [{"driver_id": d} for d in range(12)]).to_dict()
         assert d["driver_trips:maximum_daily_rides"] == [9] * 10 + [None, None]
