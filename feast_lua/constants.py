@@ -52,6 +52,9 @@ LUA_EXACT_INT = 2**53
 # empty Value proto. A Value whose only field is null_val (field 19, NULL = 0) is a null too.
 FEAST_TS_FIELD_PREFIX = "_ts:"
 FEAST_NULL_VAL_PROTO = b"\x98\x01\x00"
+# Feast writes a null UNIX_TIMESTAMP from pandas (NaT) as unix_timestamp_val = -2^63 (field 8,
+# a ten-byte varint), and its reader turns that back into None: a null as well.
+FEAST_NULL_TIMESTAMP_PROTO = b"\x40" + b"\x80" * 9 + b"\x01"
 # The Feast-layout scripts pass one key's fields to HMGET / HSET with unpack(), whose stack limit is
 # about 8000 values: fields per key (a request's timestamp fields plus its feature fields, or a
 # written view's features) are held to this.
@@ -83,6 +86,7 @@ def template_context() -> dict[str, object]:
         "MAX_TABLES_PER_REQUEST": MAX_TABLES_PER_REQUEST,
         "READ_REPLY_BUDGET_BYTES": READ_REPLY_BUDGET_BYTES,
         "FEAST_NULL_VAL_BYTES": ", ".join(str(b) for b in FEAST_NULL_VAL_PROTO),
+        "FEAST_NULL_TIMESTAMP_BYTES": ", ".join(str(b) for b in FEAST_NULL_TIMESTAMP_PROTO),
         "FEAST_MAX_FIELDS_PER_KEY": FEAST_MAX_FIELDS_PER_KEY,
         "ERR_BADREQUEST": ERR_BADREQUEST,
         "ERR_BADROW": ERR_BADROW,

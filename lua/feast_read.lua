@@ -20,7 +20,8 @@ Reply   one msgpack array of 4, cells row-major (row r, ref f at (r-1)*F + f):
         [2] statuses    bin of N*F bytes, one FieldStatus number per cell:
                         3 NOT_FOUND (no key, no timestamp field, or no feature field),
                         then 4 OUTSIDE_MAX_AGE (ttl > 0 and now - event > ttl),
-                        then 2 NULL_VALUE (an empty Value, or one holding only null_val), else 1 PRESENT
+                        then 2 NULL_VALUE (an empty Value, one holding only null_val, or
+                        the unix_timestamp_val -2^63 Feast writes for NaT), else 1 PRESENT
         [3] event_ts    bin of N*V big-endian i64 microseconds, row-major; 0 where no timestamp is stored
         [4] values      array of N*F: the stored Value proto bytes as a bin, nil unless PRESENT
         When the values pass 8388608 bytes, the call stops after that entity row and
@@ -148,6 +149,7 @@ local OUTSIDE_MAX_AGE = string.char(4)
 local NULL_VALUE = string.char(2)
 local PRESENT = string.char(1)
 local NULL_VAL = string.char(152, 1, 0)
+local NULL_TIMESTAMP = string.char(64, 128, 128, 128, 128, 128, 128, 128, 128, 128, 1)
 local NIL = string.char(192)
 local NO_TS = string.rep('\0', 8)
 
@@ -192,7 +194,7 @@ for r = 1, N do
       statuses[nc], values[nc] = NOT_FOUND, NIL
     elseif stale[v] then
       statuses[nc], values[nc] = OUTSIDE_MAX_AGE, NIL
-    elseif value == '' or value == NULL_VAL then
+    elseif value == '' or value == NULL_VAL or value == NULL_TIMESTAMP then
       statuses[nc], values[nc] = NULL_VALUE, NIL
     else
       statuses[nc], values[nc] = PRESENT, mp_bin_header(#value) .. value

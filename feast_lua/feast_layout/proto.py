@@ -22,11 +22,10 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..types import ValueType
 from ..values import checker
-from .timestamp import varint
 
 # What Feast stores for a null UNIX_TIMESTAMP taken from pandas (NaT as int64): it reads as None.
+# (constants.FEAST_NULL_TIMESTAMP_PROTO is its serialized Value, which feast_read calls a null.)
 NULL_TIMESTAMP_INT = -(2**63)
-NULL_TIMESTAMP_PROTO = b"\x40" + varint(NULL_TIMESTAMP_INT)
 
 # (field name, number, scalar type) of each member of the oneof; lists wrap the scalar in a
 # message with `repeated <type> val = 1`. UNIX_TIMESTAMP is int64 seconds.
