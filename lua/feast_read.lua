@@ -59,23 +59,23 @@ local function proto_timestamp(s)
     local tag = byte(s, pos)
     if tag ~= 8 and tag ~= 16 then return nil end
     pos = pos + 1
-    local groups, n, b = {}, 0, 128
+    -- v sums the 7-bit groups; c sums their complements, which a negative int64 needs: it takes
+    -- ten bytes of two's complement over 64 bits, the tenth holding only the sign bit. Both sums
+    -- are exact while they stay within 2^53; beyond that the value is refused anyway.
+    local v, c, scale, n, b = 0, 0, 1, 0, 128
     while b >= 128 do
       if pos > len or n == 10 then return nil end
       b = byte(s, pos)
       pos, n = pos + 1, n + 1
-      groups[n] = b % 128
+      local group = b % 128
+      if n < 10 then
+        v, c = v + group * scale, c + (127 - group) * scale
+        scale = scale * 128
+      elseif group ~= 1 then
+        return nil
+      end
     end
-    local v = 0
-    if n == 10 then
-      -- A negative int64 takes ten bytes, two's complement over 64 bits; the tenth byte holds
-      -- only the sign bit. Summing the complemented groups keeps every step exact.
-      if groups[10] ~= 1 then return nil end
-      for i = 9, 1, -1 do v = v * 128 + (127 - groups[i]) end
-      v = -(v + 1)
-    else
-      for i = n, 1, -1 do v = v * 128 + groups[i] end
-    end
+    if n == 10 then v = -(c + 1) end
     if v > 9007199254740992 or v < -9007199254740992 then return nil end
     if tag == 8 then seconds = v else nanos = v end
   end
@@ -152,16 +152,28 @@ local NULL_VAL = string.char(152, 1, 0)
 local NULL_TIMESTAMP = string.char(64, 128, 128, 128, 128, 128, 128, 128, 128, 128, 1)
 local NIL = string.char(192)
 local NO_TS = string.rep('\0', 8)
+-- msgpack bin headers of short values, made once: most Value protos are a few bytes.
+local BIN = {}
+for n = 0, 255 do BIN[n] = string.char(0xc4, n) end
 
 local now = now_us()
 local N = #KEYS / G
 local call, floor = redis.call, math.floor
 
+-- Per ref, the group whose HMGET reply holds its value.
+local ref_group = {}
+for f = 1, F do ref_group[f] = view_group[ref_view[f]] end
+local FRESH, STALE = 1, 2
+local stamp_rows = {}
+
 -- The current entity row: each group's HMGET reply, and per view whether a timestamp is stored
--- and whether it is stale.
-local got, stored, stale = {}, {}, {}
+-- and, if so, whether it is stale (state false, FRESH or STALE).
+local got, state = {}, {}
+local event_of, packed_of = {}, {}
+-- values holds a bin header and the bytes as two entries per PRESENT cell, so no cell is
+-- concatenated into a new Lua string; table.concat joins everything once.
 local statuses, stamps, values = {}, {}, {}
-local nc, nt, key_index = 0, 0, 0
+local nc, nv, nt, key_index = 0, 0, 0, 0
 local served, value_bytes = N, 0
 for r = 1, N do
   for g = 1, G do
@@ -172,33 +184,46 @@ for r = 1, N do
     for i = 1, #views do
       local v = views[i]
       local ts = reply[ts_at[v]]
+      nt = nt + 1
       if ts then
-        local seconds, nanos = proto_timestamp(ts)
-        if not seconds then return redis.error_reply('BADROW ' .. key_index) end
-        local event = seconds * 1000000 + floor(nanos / 1000)
-        stored[v], stale[v] = event, ttl[v] > 0 and now - event > ttl[v]
+        -- Rows written together share their timestamp bytes: each distinct one is parsed once.
+        local event = event_of[ts]
+        if not event then
+          local seconds, nanos = proto_timestamp(ts)
+          if not seconds then return redis.error_reply('BADROW ' .. key_index) end
+          event = seconds * 1000000 + floor(nanos / 1000)
+          event_of[ts], packed_of[ts] = event, struct.pack('>i8', event)
+        end
+        if ttl[v] > 0 and now - event > ttl[v] then state[v] = STALE else state[v] = FRESH end
+        stamps[v] = packed_of[ts]
       else
-        stored[v] = false
+        state[v] = false
+        stamps[v] = NO_TS
       end
     end
   end
-  for v = 1, V do
-    nt = nt + 1
-    stamps[nt] = stored[v] and struct.pack('>i8', stored[v]) or NO_TS
-  end
+  stamp_rows[r] = table.concat(stamps, '', 1, V)
   for f = 1, F do
-    local v = ref_view[f]
-    local value = stored[v] and got[view_group[v]][ref_at[f]]
-    nc = nc + 1
-    if not value then
-      statuses[nc], values[nc] = NOT_FOUND, NIL
-    elseif stale[v] then
-      statuses[nc], values[nc] = OUTSIDE_MAX_AGE, NIL
-    elseif value == '' or value == NULL_VAL or value == NULL_TIMESTAMP then
-      statuses[nc], values[nc] = NULL_VALUE, NIL
+    local st = state[ref_view[f]]
+    nc, nv = nc + 1, nv + 1
+    if st == FRESH then
+      local value = got[ref_group[f]][ref_at[f]]
+      if not value then
+        statuses[nc], values[nv] = NOT_FOUND, NIL
+      else
+        local n = #value
+        if n == 0 or (n == 3 and value == NULL_VAL) or (n == 11 and value == NULL_TIMESTAMP) then
+          statuses[nc], values[nv] = NULL_VALUE, NIL
+        else
+          statuses[nc], values[nv], values[nv + 1] = PRESENT, BIN[n] or mp_bin_header(n), value
+          nv = nv + 1
+          value_bytes = value_bytes + n
+        end
+      end
+    elseif st == STALE and got[ref_group[f]][ref_at[f]] then
+      statuses[nc], values[nv] = OUTSIDE_MAX_AGE, NIL
     else
-      statuses[nc], values[nc] = PRESENT, mp_bin_header(#value) .. value
-      value_bytes = value_bytes + #value
+      statuses[nc], values[nv] = NOT_FOUND, NIL
     end
   end
   -- Big values: answer for the rows so far; the caller asks again for the rest.
@@ -209,8 +234,8 @@ for r = 1, N do
 end
 
 local status_bytes = table.concat(statuses)
-local stamp_bytes = table.concat(stamps)
+local stamp_bytes = table.concat(stamp_rows, '', 1, served)
 return string.char(0x94) .. mp_int64(now)
   .. mp_bin_header(#status_bytes) .. status_bytes
   .. mp_bin_header(#stamp_bytes) .. stamp_bytes
-  .. mp_array_header(served * F) .. table.concat(values)
+  .. mp_array_header(served * F) .. table.concat(values, '', 1, nv)

@@ -45,23 +45,23 @@ local function proto_timestamp(s)
     local tag = byte(s, pos)
     if tag ~= 8 and tag ~= 16 then return nil end
     pos = pos + 1
-    local groups, n, b = {}, 0, 128
+    -- v sums the 7-bit groups; c sums their complements, which a negative int64 needs: it takes
+    -- ten bytes of two's complement over 64 bits, the tenth holding only the sign bit. Both sums
+    -- are exact while they stay within 2^53; beyond that the value is refused anyway.
+    local v, c, scale, n, b = 0, 0, 1, 0, 128
     while b >= 128 do
       if pos > len or n == 10 then return nil end
       b = byte(s, pos)
       pos, n = pos + 1, n + 1
-      groups[n] = b % 128
+      local group = b % 128
+      if n < 10 then
+        v, c = v + group * scale, c + (127 - group) * scale
+        scale = scale * 128
+      elseif group ~= 1 then
+        return nil
+      end
     end
-    local v = 0
-    if n == 10 then
-      -- A negative int64 takes ten bytes, two's complement over 64 bits; the tenth byte holds
-      -- only the sign bit. Summing the complemented groups keeps every step exact.
-      if groups[10] ~= 1 then return nil end
-      for i = 9, 1, -1 do v = v * 128 + (127 - groups[i]) end
-      v = -(v + 1)
-    else
-      for i = n, 1, -1 do v = v * 128 + groups[i] end
-    end
+    if n == 10 then v = -(c + 1) end
     if v > 9007199254740992 or v < -9007199254740992 then return nil end
     if tag == 8 then seconds = v else nanos = v end
   end
