@@ -117,8 +117,9 @@ def measure(shape: Shape, budget_s: float, max_rounds: int, min_rounds: int) -> 
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| shape (rows x features) | feast-lua, Feast layout: median / p99 ms | HMGET pipeline ms "
-             "| Feast ms | Feast / feast-lua (p25-p75) | feast-lua / pipeline (p25-p75) | rounds |",
+    lines = ["| shape (rows x features) | feast-lua, Feast layout: median / p99 ms "
+             "| HMGET pipeline: median / p99 ms | Feast: median / p99 ms | Feast / feast-lua (p25-p75) "
+             "| feast-lua / pipeline (p25-p75) | rounds |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         cells = [r["shape"]] + [f"{r[f'{n}_median']:.3f} / {r[f'{n}_p99']:.3f}" for n in "abc"]
