@@ -1,6 +1,7 @@
 """The real feast package, in its own venv (benchmarks/.feast-venv, built on first use), driven
 through benchmarks/feast_side.py on the session's Redis. Every test here is marked `compat`; the
-default test run leaves them out (pyproject.toml) and CI runs them (`.ci/run`)."""
+default test run leaves them out (pyproject.toml) and CI runs them (`.ci/run`). Each test module
+here sets `pytestmark = pytest.mark.compat`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import feast_venv  # noqa: E402
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.compat)
 
 
 @pytest.fixture(scope="session")

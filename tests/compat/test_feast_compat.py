@@ -17,6 +17,8 @@ import redis
 from feast_lua import FeastDefinitions, FeastLayoutClient, FieldStatus
 from feast_lua.constants import FEAST_NULL_TIMESTAMP_PROTO
 
+pytestmark = pytest.mark.compat
+
 PROJECT = "compat"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 FRESH = NOW - timedelta(minutes=5)
