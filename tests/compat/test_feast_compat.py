@@ -28,6 +28,7 @@ ENTITIES = [
     {"name": "driver", "join_key": "driver_id", "value_type": "INT64"},
     {"name": "customer", "join_key": "customer_id", "value_type": "STRING"},
     {"name": "device", "join_key": "device_id", "value_type": "INT32"},
+    {"name": "session", "join_key": "session_id", "value_type": "BYTES"},
 ]
 SCALARS = {"i32": "INT32", "i64": "INT64", "f32": "FLOAT", "f64": "DOUBLE", "s": "STRING",
            "b": "BYTES", "ok": "BOOL", "ts": "UNIX_TIMESTAMP"}
@@ -38,6 +39,7 @@ VIEWS = [
     {"name": "customer_driver", "entities": ["customer", "driver"],
      "features": {"trips": "INT64", "last_city": "STRING"}, "ttl_seconds": 3600},
     {"name": "device_health", "entities": ["device"], "features": {"temp": "DOUBLE"}, "ttl_seconds": 86400},
+    {"name": "session_stats", "entities": ["session"], "features": {"clicks": "INT32"}, "ttl_seconds": 0},
 ]
 
 
@@ -71,14 +73,16 @@ PAIRS = {("alice", 1): (FRESH, {"trips": 7, "last_city": "Zürich"}),
          ("bob", 2): (NOW - timedelta(hours=2), {"trips": 3, "last_city": "Oslo"}),
          ("dan", 3): (FRESH, {"trips": None, "last_city": None})}
 DEVICES = {-5: (FRESH, {"temp": 36.6}), 2**31 - 1: (STALE, {"temp": float("inf")})}
+SESSIONS = {b"\x00s1": (STALE, {"clicks": 4}), b"s2": (FRESH, {"clicks": None})}
 READ_ROWS = [
-    {"driver_id": 1, "customer_id": "alice", "device_id": -5},
-    {"driver_id": 2, "customer_id": "bob", "device_id": 2**31 - 1},
-    {"driver_id": 3, "customer_id": "dan", "device_id": 0},
-    {"driver_id": 4, "customer_id": "carol", "device_id": 7},
+    {"driver_id": 1, "customer_id": "alice", "device_id": -5, "session_id": b"\x00s1"},
+    {"driver_id": 2, "customer_id": "bob", "device_id": 2**31 - 1, "session_id": b"s2"},
+    {"driver_id": 3, "customer_id": "dan", "device_id": 0, "session_id": b"s3"},
+    {"driver_id": 4, "customer_id": "carol", "device_id": 7, "session_id": b""},
 ]
 REFS = ([f"driver_stats:{n}" for n in SCALARS] + [f"driver_lists:{n}" for n in LISTS]
-        + ["customer_driver:trips", "customer_driver:last_city", "device_health:temp"])
+        + ["customer_driver:trips", "customer_driver:last_city", "device_health:temp",
+           "session_stats:clicks"])
 
 
 def _rows(view: str) -> list[dict]:
@@ -89,6 +93,8 @@ def _rows(view: str) -> list[dict]:
     if view == "customer_driver":
         return [{"customer_id": c, "driver_id": d, **row, "event_timestamp": ts}
                 for (c, d), (ts, row) in PAIRS.items()]
+    if view == "session_stats":
+        return [{"session_id": k, **row, "event_timestamp": ts} for k, (ts, row) in SESSIONS.items()]
     return [{"device_id": d, **row, "event_timestamp": ts} for d, (ts, row) in DEVICES.items()]
 
 
@@ -102,6 +108,8 @@ def _stored(row: dict, ref: str) -> tuple[datetime, object] | None:
         return entry[0], (entry[1] if view == "driver_stats" else entry[2])[feature]
     if view == "customer_driver":
         entry = PAIRS.get((row["customer_id"], row["driver_id"]))
+    elif view == "session_stats":
+        entry = SESSIONS.get(row["session_id"])
     else:
         entry = DEVICES.get(row["device_id"])
     return None if entry is None else (entry[0], entry[1][feature])
@@ -263,7 +271,7 @@ def test_feast_lua_writes_the_same_bytes_as_feast(applied, lua, redis_server):
         for name, value in fields.items():
             if value == FEAST_NULL_TIMESTAMP_PROTO:
                 fields[name] = b""
-    assert len(feast_snapshot) == len(DRIVERS) + len(PAIRS) + len(DEVICES)
+    assert len(feast_snapshot) == len(DRIVERS) + len(PAIRS) + len(DEVICES) + len(SESSIONS)
     differing = [(key, field.hex(), lua_snapshot.get(key, {}).get(field), value)
                  for key, fields in feast_snapshot.items() for field, value in fields.items()
                  if lua_snapshot.get(key, {}).get(field) != value]
