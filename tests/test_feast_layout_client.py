@@ -266,3 +266,30 @@ def test_a_malformed_stored_timestamp_is_overwritten(feast_client, raw):
 def test_feast_read_script_refuses_bad_argv(feast_client, args, match):
     with pytest.raises(ScriptError, match=match):
         feast_client.loader.call("feast_read", [key(1), key(2)], args)
+
+
+def test_concurrent_writers_leave_the_newest_row(redis_server, raw):
+    """Feast's write reads the stored timestamps, compares in Python, then writes: two writers can
+    both pass the check and the older row can land last. feast_write compares inside Redis."""
+    import random
+    import threading
+
+    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    offsets = list(range(400))
+    random.Random(7).shuffle(offsets)
+    shares = [offsets[i::4] for i in range(4)]
+
+    def writer(share: list[int]) -> None:
+        with FeastLayoutClient(DEFS, redis_server.url) as c:
+            for us in share:
+                c.write_rows("trips", [trip(1, rides=us, ts=base + timedelta(microseconds=us))])
+
+    threads = [threading.Thread(target=writer, args=(share,)) for share in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with FeastLayoutClient(DEFS, redis_server.url) as c:
+        response = c.get_online_features(["trips:rides"], [{"driver_id": 1}])
+    assert response.to_dict()["trips:rides"] == [399]
+    assert response.event_timestamps()["trips:rides"] == [base + timedelta(microseconds=399)]

@@ -82,7 +82,7 @@ def value_class() -> type:
     value.field.add(name="null_val", number=19, label=F.LABEL_OPTIONAL, type=F.TYPE_ENUM,
                     type_name=f".{_PACKAGE}.Null", oneof_index=0)
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
+    pool.AddSerializedFile(file.SerializeToString())
     descriptor = pool.FindMessageTypeByName(f"{_PACKAGE}.Value")
     if hasattr(message_factory, "GetMessageClass"):
         return message_factory.GetMessageClass(descriptor)
