@@ -17,6 +17,7 @@ from typing import Any
 import redis as redis_py
 
 from ..errors import ConfigurationError, ScriptError
+from ..ingest import IngestResult
 from ..loader import ScriptLoader
 from ..request import DEFAULT_MAX_CELLS_PER_CALL, DEFAULT_MAX_KEYS_PER_CALL
 from ..response import GetOnlineFeaturesResponse, ReplyPart, decode_reply
@@ -24,7 +25,12 @@ from ..write import WriteResult
 from .definitions import FeastDefinitions
 from .proto import decode_values
 from .read_plan import Call, FeastRefPlan, plan_refs
-from .write_plan import DEFAULT_MAX_CELLS_PER_WRITE, DEFAULT_MAX_ROWS_PER_WRITE, plan_write
+from .write_plan import (
+    DEFAULT_MAX_CELLS_PER_WRITE,
+    DEFAULT_MAX_ROWS_PER_WRITE,
+    FeastWritePlan,
+    plan_write,
+)
 
 REF_PLAN_CACHE_SIZE = 256
 
@@ -81,7 +87,25 @@ class FeastLayoutClient:
         join keys, every feature (None for a null) and `event_timestamp`. `key_ttl` sets an
         EXPIRE on each written key (Feast's key_ttl_seconds). All rows are checked first: a bad
         row raises and nothing is written."""
-        plan = plan_write(self.definitions, view, rows, key_ttl)
+        return self._write(plan_write(self.definitions, view, rows, key_ttl))
+
+    def ingest(
+        self,
+        view: str,
+        source: Any,
+        timestamp_column: str = "event_timestamp",
+        chunk_rows: int = 10_000,
+        key_ttl: timedelta | None = None,
+        on_error: str = "skip",
+    ) -> IngestResult:
+        """Writes a Parquet file, a pyarrow Table or a pandas DataFrame to `view` in chunks, each
+        planned whole before it is written; a chunk with a bad row is rejected whole and reported
+        (on_error="skip" goes on, "stop" ends there). Needs pyarrow: pip install 'feast-lua[files]'."""
+        from .ingest import ingest
+
+        return ingest(self, view, source, timestamp_column, chunk_rows, key_ttl, on_error)
+
+    def _write(self, plan: FeastWritePlan) -> WriteResult:
         calls = plan.calls(self.max_rows_per_write, self.max_cells_per_write)
         written = skipped = 0
         for reply in self._run("feast_write", calls):

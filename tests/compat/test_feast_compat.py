@@ -8,6 +8,7 @@ feast-lua writes read back identically through Feast, byte for byte the same has
 from __future__ import annotations
 
 import math
+import struct
 from datetime import datetime, timedelta, timezone
 
 import feast_wire
@@ -288,3 +289,19 @@ def test_newest_wins_against_rows_feast_wrote(feast_written, lua):
     theirs = feast_wire.decode(feast_written.ask(
         "online", refs=["driver_stats:i64"], rows=[{"driver_id": 1}])["values"])
     assert theirs["driver_stats:i64"] == [-1]
+
+
+def test_rows_ingested_from_a_dataframe_read_back_through_feast(applied, lua, redis_server):
+    pd = pytest.importorskip("pandas")
+    redis.Redis.from_url(redis_server.url).flushall()
+    rows = [{"driver_id": d, **scalars(d), "event_timestamp": FRESH} for d in (11, 12, 13)]
+    result = lua.ingest("driver_stats", pd.DataFrame(rows), chunk_rows=2)
+    assert (result.written, result.rejected) == (3, 0)
+    refs = [f"driver_stats:{n}" for n in SCALARS]
+    entity_rows = [{"driver_id": d} for d in (11, 12, 13)]
+    theirs = feast_wire.decode(applied.ask("online", refs=refs, rows=entity_rows)["values"])
+    for ref in refs:
+        expected = [row[ref.split(":")[1]] for row in rows]
+        if ref.endswith(":f32"):  # stored as float32 by both
+            expected = [struct.unpack("<f", struct.pack("<f", v))[0] for v in expected]
+        assert all(same(a, b) for a, b in zip(theirs[ref], expected)), (ref, theirs[ref], expected)
