@@ -33,7 +33,9 @@ Values in rows and replies travel as feast_wire.py encodes them (bytes and datet
 
 Every timing is of `store.get_online_features(features=refs, entity_rows=rows).to_dict()`
 alone, on perf_counter_ns, so the pipe round trip to the parent is not in it. Answers to
-errors are {"error": "..."}. Nothing here imports feast_lua: it is not installed in this venv.
+errors are {"error": "..."}. Nothing here imports the feast_lua package: it is not installed in
+this venv (`describe` loads the one file feast_lua/feast_layout/repo.py by path; it imports only
+feast).
 """
 
 from __future__ import annotations
