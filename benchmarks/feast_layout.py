@@ -8,106 +8,50 @@
 * value:  a serialized feast.types.Value proto (bytes_val=1, string_val=2, int32_val=3,
           int64_val=4, double_val=5, float_val=6, bool_val=7); a null is an empty string.
 
-bench_vs_feast.py checks these bytes against what the real feast writes (HGETALL of sampled
-keys) whenever the Feast venv is in use, and bench_memory.py does the same before it loads.
-Pure Python plus redis-py, so it runs in either venv.
+The encodings themselves live in the package (feast_lua/feast_layout, which FeastLayoutClient uses);
+this module keeps the benchmarks' helpers over them. bench_vs_feast.py checks these bytes
+against what the real feast writes (HGETALL of sampled keys) whenever the Feast venv is in use,
+and bench_memory.py does the same before it loads; tests/compat checks whole hashes.
+Runs in the main venv (feast_lua and protobuf), never in Feast's.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
+from functools import cache
 
 import bench_data as data
 
-_INT64, _STRING = 4, 2  # feast ValueType numbers used in entity keys
+from feast_lua.feast_layout import encode_timestamp, feature_field, murmur3_32, timestamp_field
+from feast_lua.feast_layout import entity_key as _entity_key
+from feast_lua.feast_layout.proto import value_encoder
+from feast_lua.types import ValueType
 
+__all__ = ["murmur3_32", "field", "ts_field", "entity_key", "value", "timestamp", "ViewLayout"]
 
-def murmur3_32(payload: bytes, seed: int = 0) -> int:
-    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
-    h = seed
-    tail = len(payload) & ~3
-    for (k,) in struct.iter_unpack("<I", payload[:tail]):
-        k = (k * c1) & mask
-        k = ((k << 15) | (k >> 17)) & mask
-        k = (k * c2) & mask
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & mask
-        h = (h * 5 + 0xE6546B64) & mask
-    rest = payload[tail:]
-    if rest:
-        k = int.from_bytes(rest, "little")
-        k = (k * c1) & mask
-        k = ((k << 15) | (k >> 17)) & mask
-        k = (k * c2) & mask
-        h ^= k
-    h ^= len(payload)
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & mask
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & mask
-    h ^= h >> 16
-    return h
-
-
-def field(view: str, feature: str) -> bytes:
-    return struct.pack("<I", murmur3_32(f"{view}:{feature}".encode()))
-
-
-def ts_field(view: str) -> bytes:
-    return f"_ts:{view}".encode()
+field = feature_field
+ts_field = timestamp_field
 
 
 def entity_key(project: str, join_values: dict[str, int]) -> bytes:
     """INT64 join keys only, which is all the benchmarks use."""
-    names = sorted(join_values)
-    parts = [struct.pack("<I", len(names))]
-    for name in names:
-        encoded = name.encode()
-        parts.append(struct.pack("<II", _STRING, len(encoded)) + encoded)
-    for name in names:
-        parts.append(struct.pack("<IIq", _INT64, 8, join_values[name]))
-    parts.append(project.encode())
-    return b"".join(parts)
+    return _entity_key(project, {name: (ValueType.INT64, v) for name, v in join_values.items()})
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # negative int64 -> ten-byte two's complement, as protobuf does
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+@cache
+def _encoder(kind: str):
+    return value_encoder(ValueType[kind])
 
 
 def value(kind: str, v: object) -> bytes:
-    """A feast.types.Value proto with one member of the `val` oneof set (always serialized)."""
-    if v is None:
-        return b""
-    if kind == "INT64":
-        return b"\x20" + _varint(v)
-    if kind == "DOUBLE":
-        return b"\x29" + struct.pack("<d", v)
-    if kind == "FLOAT":
-        return b"\x35" + struct.pack("<f", v)
-    if kind == "STRING":
-        encoded = v.encode()
-        return b"\x12" + _varint(len(encoded)) + encoded
-    if kind == "BOOL":
-        return b"\x38" + (b"\x01" if v else b"\x00")
-    raise ValueError(f"no encoder for {kind}")
+    """A feast.types.Value proto with one member of the `val` oneof set; b"" for None."""
+    return _encoder(kind)(v)
 
 
 def timestamp(epoch_us: int) -> bytes:
     """google.protobuf.Timestamp as Timestamp.FromDatetime leaves it: fields left out when 0."""
     seconds, micros = divmod(epoch_us, 1_000_000)
-    out = b""
-    if seconds:
-        out += b"\x08" + _varint(seconds)
-    if micros:
-        out += b"\x10" + _varint(micros * 1000)
-    return out
+    return encode_timestamp(seconds, micros * 1000)
 
 
 class ViewLayout:

@@ -17,6 +17,7 @@ from .errors import (
     UnknownTableError,
     ValueTypeError,
 )
+from .feast_layout import FeastDefinitions, FeastEntity, FeastLayoutClient, FeastView
 from .ingest import IngestResult, Rejection
 from .response import FieldValues, GetOnlineFeaturesResponse, OnlineResponse
 from .schema import Entity, Feature, FeatureTable
@@ -29,7 +30,11 @@ __all__ = [
     "ConfigurationError",
     "Entity",
     "EntityRowError",
+    "FeastDefinitions",
+    "FeastEntity",
+    "FeastLayoutClient",
     "FeastLuaError",
+    "FeastView",
     "Feature",
     "FeatureTable",
     "FieldStatus",

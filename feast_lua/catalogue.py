@@ -47,4 +47,18 @@ SCRIPTS: tuple[ScriptSpec, ...] = (
         argv="2: expected version, JSON document",
         reply="the new version",
     ),
+    ScriptSpec(
+        name="feast_read",
+        read_only=True,
+        keys="N*G: one Feast-layout entity key per entity row and key group, row-major",
+        argv="3 + 3*V + 2*F: G, V, V x (ts field, group, ttl_us), F, F x (view, murmur3 field)",
+        reply="msgpack [now_us, statuses bin N*F, event_ts bin 8*N*V, values array N*F of Value proto bins]",
+    ),
+    ScriptSpec(
+        name="feast_write",
+        read_only=False,
+        keys="N: one Feast-layout entity key per row",
+        argv="3 + F + N*(1+F): ts field, key_ttl_s, F, F fields, N x (Timestamp proto, F Value protos)",
+        reply="[written, skipped]",
+    ),
 )

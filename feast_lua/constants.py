@@ -51,6 +51,19 @@ READ_REPLY_BUDGET_BYTES = 8 * 1024 * 1024
 # max ages in us (285 years) and TTLs in ms must stay below it.
 LUA_EXACT_INT = 2**53
 
+# Feast layout (feast_lua/feast_layout, docs/PROTOCOL.md "Feast layout"): Feast's RedisOnlineStore
+# stores a view's event timestamp in the field "_ts:<view>" as a protobuf Timestamp, and a null as an
+# empty Value proto. A Value whose only field is null_val (field 19, NULL = 0) is a null too.
+FEAST_TS_FIELD_PREFIX = "_ts:"
+FEAST_NULL_VAL_PROTO = b"\x98\x01\x00"
+# Feast writes a null UNIX_TIMESTAMP from pandas (NaT) as unix_timestamp_val = -2^63 (field 8,
+# a ten-byte varint), and its reader turns that back into None: a null as well.
+FEAST_NULL_TIMESTAMP_PROTO = b"\x40" + b"\x80" * 9 + b"\x01"
+# The Feast-layout scripts pass one key's fields to HMGET / HSET with unpack(), whose stack limit is
+# about 8000 values: fields per key (a request's timestamp fields plus its feature fields, or a
+# written view's features) are held to this.
+FEAST_MAX_FIELDS_PER_KEY = 2000
+
 # Error codes, the first word of the scripts' error replies.
 ERR_BADREQUEST = "BADREQUEST"
 ERR_BADROW = "BADROW"
@@ -76,6 +89,9 @@ def template_context() -> dict[str, object]:
         "ROW_HEADER_SIZE": ROW_HEADER_SIZE,
         "MAX_TABLES_PER_REQUEST": MAX_TABLES_PER_REQUEST,
         "READ_REPLY_BUDGET_BYTES": READ_REPLY_BUDGET_BYTES,
+        "FEAST_NULL_VAL_BYTES": ", ".join(str(b) for b in FEAST_NULL_VAL_PROTO),
+        "FEAST_NULL_TIMESTAMP_BYTES": ", ".join(str(b) for b in FEAST_NULL_TIMESTAMP_PROTO),
+        "FEAST_MAX_FIELDS_PER_KEY": FEAST_MAX_FIELDS_PER_KEY,
         "ERR_BADREQUEST": ERR_BADREQUEST,
         "ERR_BADROW": ERR_BADROW,
         "ERR_CONFLICT": ERR_CONFLICT,

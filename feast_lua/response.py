@@ -7,7 +7,7 @@ lists, which Python does in C. Statuses and timestamps stay packed bytes until s
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -63,10 +63,35 @@ class GetOnlineFeaturesResponse:
 
     def __init__(self, plan: ReadPlan, parts: Sequence[ReplyPart]):
         """`parts` are the decoded replies of the request's calls, in entity row order."""
-        self._refs = plan.ref_plan.names
-        self._ref_tables = plan.ref_tables
-        self._tables = len(plan.tables)
-        self._entity_rows = plan.entity_rows
+        self._setup(plan.ref_plan.names, plan.ref_tables, len(plan.tables), plan.entity_rows, parts)
+
+    @classmethod
+    def from_parts(
+        cls,
+        refs: Sequence[str],
+        ref_tables: Sequence[int],
+        tables: int,
+        entity_rows: Sequence[Mapping[str, object]],
+        parts: Sequence[ReplyPart],
+    ) -> GetOnlineFeaturesResponse:
+        """A response from replies in the read reply's shape, whatever planned them: the Feast
+        layout's reader (feast_layout/) plans its own requests and decodes its values first."""
+        response = cls.__new__(cls)
+        response._setup(refs, ref_tables, tables, entity_rows, parts)
+        return response
+
+    def _setup(
+        self,
+        refs: Sequence[str],
+        ref_tables: Sequence[int],
+        tables: int,
+        entity_rows: Sequence[Mapping[str, object]],
+        parts: Sequence[ReplyPart],
+    ) -> None:
+        self._refs = list(refs)
+        self._ref_tables = ref_tables
+        self._tables = tables
+        self._entity_rows = entity_rows
         self.server_time_us: int = parts[-1].now_us
         self._statuses = b"".join([p.statuses for p in parts])
         self._stamps = b"".join([p.stamps for p in parts])

@@ -107,6 +107,12 @@ _SCALAR: dict[ValueType, Callable[[object], object]] = {
 }
 
 
+def checker(value_type: ValueType) -> Callable[[object], object]:
+    """The check of one scalar value of `value_type`: returns the value to store (None for NaN)
+    or raises TypeError/ValueError. Shared with Feast's layout (feast_layout/proto.py)."""
+    return _SCALAR[value_type]
+
+
 def encoder(value_type: ValueType) -> Callable[[object], bytes]:
     """A function packing one value of `value_type`; raises TypeError/ValueError on a mismatch."""
     packer = _PACK32 if value_type.element is ValueType.FLOAT else _PACK64

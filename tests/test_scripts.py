@@ -38,13 +38,15 @@ def test_check_mode_fails_on_a_difference(tmp_path):
 
 def test_scripts_carry_headers_and_the_read_script_is_read_only():
     scripts = load_scripts()
-    assert set(scripts) == {"read", "write", "stream_write", "registry_put"}
+    assert set(scripts) == {"read", "write", "stream_write", "registry_put", "feast_read", "feast_write"}
     for script in scripts.values():
         text = script.source.decode()
         for word in ("KEYS", "ARGV", "Reply", "Errors"):
             assert word in text.split("]]")[0], (script.name, word)
     assert scripts["read"].source.startswith(b"#!lua flags=no-writes\n")
     assert not scripts["write"].source.startswith(b"#!lua flags=no-writes")
+    assert scripts["feast_read"].source.startswith(b"#!lua flags=no-writes\n")
+    assert not scripts["feast_write"].source.startswith(b"#!lua flags=no-writes")
 
 
 def test_read_script_runs_with_evalsha_ro(seeded, raw):
