@@ -30,6 +30,10 @@ from .cluster import (
 from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_async
 from .core import DEFAULT_PROJECT, ClientCore, check_retries
 from .errors import ConfigurationError, RedisUnavailableError, ScriptError
+from .feast_layout.client import FeastLayoutCore
+from .feast_layout.write_plan import DEFAULT_MAX_CELLS_PER_WRITE as FEAST_MAX_CELLS_PER_WRITE
+from .feast_layout.write_plan import DEFAULT_MAX_ROWS_PER_WRITE as FEAST_MAX_ROWS_PER_WRITE
+from .feast_layout.write_plan import plan_write as feast_plan_write
 from .loader import LoadedScript, load_scripts
 from .ops import Call, Flow, execute, run_script
 from .registry import ProjectRegistry
@@ -381,4 +385,44 @@ def _check_sha(script: LoadedScript, sha: Any) -> None:
         raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
 
 
-__all__ = ["AsyncClusterTransport", "AsyncScriptLoader", "Client", "run_async"]
+
+
+class FeastLayoutClient:
+    """feast_lua.FeastLayoutClient over redis.asyncio: the same flows (FeastLayoutCore), awaited.
+    `redis` is a ready `redis.asyncio.Redis` or `redis.asyncio.cluster.RedisCluster`."""
+
+    def __init__(self, definitions: Any, redis: AsyncRedis | AsyncRedisCluster, *,
+                 max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
+                 max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
+                 max_rows_per_write: int = FEAST_MAX_ROWS_PER_WRITE,
+                 max_cells_per_write: int = FEAST_MAX_CELLS_PER_WRITE):
+        check_binary(redis)
+        self.redis = redis
+        self.loader: AsyncScriptLoader | AsyncClusterTransport = (
+            AsyncClusterTransport(redis) if is_cluster(redis) else AsyncScriptLoader(redis))
+        self._core = FeastLayoutCore(definitions, self.loader.scripts, self.loader.slot_of,
+                                     max_cells_per_call, max_keys_per_call, max_rows_per_write,
+                                     max_cells_per_write)
+
+    async def get_online_features(self, feature_refs: Sequence[str],
+                                  entity_rows: Sequence[Mapping[str, object]]) -> GetOnlineFeaturesResponse:
+        """See feast_lua.FeastLayoutClient.get_online_features."""
+        return await run_async(self._core.get_online_features(feature_refs, entity_rows), self.loader)
+
+    async def write_rows(self, view: str, rows: Sequence[Mapping[str, object]],
+                         key_ttl: timedelta | None = None) -> WriteResult:
+        """See feast_lua.FeastLayoutClient.write_rows."""
+        plan = feast_plan_write(self._core.definitions, view, rows, key_ttl)
+        return await run_async(self._core.write(plan), self.loader)
+
+    async def close(self) -> None:
+        await self.loader.close()
+
+    async def __aenter__(self) -> FeastLayoutClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["AsyncClusterTransport", "AsyncScriptLoader", "Client", "FeastLayoutClient", "run_async"]

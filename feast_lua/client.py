@@ -16,7 +16,7 @@ from redis.cluster import RedisCluster
 
 from .cluster import DEFAULT_FAILOVER_TIMEOUT, ClusterTransport
 from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_sync
-from .core import DEFAULT_PROJECT, ClientCore, check_retries, ttl_ms
+from .core import DEFAULT_PROJECT, ClientCore, check_retries, core_attribute, ttl_ms
 from .errors import ConfigurationError
 from .loader import ScriptLoader
 from .ops import run_sync
@@ -252,15 +252,9 @@ class Client:
         return run_sync(self._core.table(project, name), self.loader)
 
 
-def _core_attribute(name: str) -> property:
-    """A client attribute that lives on the shared core, so tests and callers can still tune it."""
-    return property(lambda self: getattr(self._core, name),
-                    lambda self, value: setattr(self._core, name, value))
-
-
 for _name in ("max_cells_per_call", "max_keys_per_call", "max_rows_per_write", "max_cells_per_write",
               "max_bytes_per_write"):
-    setattr(Client, _name, _core_attribute(_name))
+    setattr(Client, _name, core_attribute(_name))
 
 
 class SyncRegistry:

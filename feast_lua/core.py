@@ -78,7 +78,8 @@ class ClientCore:
     ) -> Flow:
         project = self.project_name(project)
         plan = (yield from self._ref_plan(project, feature_refs, max_age)).bind(entity_rows)
-        parts = yield from topology.read(self.scripts, plan, self.slot_of, self.max_cells_per_call,
+        parts = yield from topology.read(self.scripts, plan.ref_plan.shape, plan.keys,
+                                         len(plan.entity_rows), self.slot_of, self.max_cells_per_call,
                                          self.max_keys_per_call)
         return GetOnlineFeaturesResponse(plan, parts)
 
@@ -157,6 +158,12 @@ class ClientCore:
 
     def project_name(self, project: str | None) -> str:
         return self.project if project is None else check_name("project", project)
+
+
+def core_attribute(name: str) -> property:
+    """A client attribute that lives on its core, so callers and tests can still tune it."""
+    return property(lambda self: getattr(self._core, name),
+                    lambda self, value: setattr(self._core, name, value))
 
 
 def ttl_ms(ttl: timedelta | None) -> int:

@@ -22,6 +22,7 @@ from .keys import KeyEncoder
 from .refs import FeatureRef
 from .registry import US, ProjectRegistry, TableSpec, key_encoder
 from .schema import valid_max_age
+from .topology import ReadShape, budget
 
 # The blocking budget. Inside Redis a read call costs about 2.8 us per key (one HGET or HMGET per
 # entity row and key group); a cell (entity row x ref) costs next to nothing when refs come in
@@ -47,30 +48,8 @@ class RefPlan:
     table_groups: list[int]  # each table's 0-based key group
 
     @cached_property
-    def by_group(self) -> list[tuple[RefPlan, list[int], list[int]]]:
-        """One plan per key group, with the refs and tables (indices into this plan) it covers.
-
-        On a cluster one entity row's keys of different key groups sit in different slots,
-        so each group is read on its own and the columns are put back together
-        (feast_lua/topology.py).
-        """
-        out = []
-        for g, encoder in enumerate(self.encoders):
-            tables = [t for t, tg in enumerate(self.table_groups) if tg == g]
-            local = {t: i for i, t in enumerate(tables)}
-            refs = [f for f, t in enumerate(self.ref_tables) if t in local]
-            args: list[bytes | int] = [1, len(tables)]
-            for t in tables:
-                args += [self.tables[t].name.encode(), 1, self.ages[t]]
-            args.append(len(refs))
-            for f in refs:
-                args += [local[self.ref_tables[f]] + 1, self.slots[f]]
-            plan = RefPlan([self.refs[f] for f in refs], [self.names[f] for f in refs],
-                           [self.tables[t] for t in tables], [local[self.ref_tables[f]] for f in refs],
-                           [encoder], frozenset(encoder.join_keys), args,
-                           [self.slots[f] for f in refs], [self.ages[t] for t in tables], [0] * len(tables))
-            out.append((plan, refs, tables))
-        return out
+    def shape(self) -> ReadShape:
+        return ReadShape("read", self.args, len(self.refs), len(self.encoders), len(self.tables))
 
     def bind(self, entity_rows: Sequence[Mapping[str, object]]) -> ReadPlan:
         rows = _check_rows(entity_rows, self.join_keys)
@@ -109,18 +88,11 @@ class ReadPlan:
         max_cells_per_call: int = DEFAULT_MAX_CELLS_PER_CALL,
         max_keys_per_call: int = DEFAULT_MAX_KEYS_PER_CALL,
     ) -> list[tuple[list[bytes], list[bytes | int]]]:
-        """The request split into script calls of whole entity rows, each within both limits.
-
-        Each call is atomic; a request within the limits is exactly one call. A call always
-        holds at least one row, even when one row alone exceeds a limit.
-        """
-        groups = len(self.ref_plan.encoders)
-        rows_per_call = max(
-            1, min(max_cells_per_call // len(self.refs), max_keys_per_call // groups)
-        )
-        step = rows_per_call * groups
-        args = self.args
-        return [(self.keys[i : i + step], args) for i in range(0, len(self.keys), step)]
+        """The request on one server, split into script calls of whole entity rows within both
+        limits (feast_lua/topology.py); a request within the limits is exactly one call."""
+        rows = list(range(len(self.entity_rows)))
+        return [(keys, args) for _, keys, args in
+                budget(self.ref_plan.shape, rows, self.keys, max_cells_per_call, max_keys_per_call)]
 
 
 def plan_refs(

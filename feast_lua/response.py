@@ -10,15 +10,17 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
 
 from .constants import STATUS_NOT_FOUND
 from .errors import ScriptError
-from .request import ReadPlan
 from .types import FieldStatus
 from .values import from_us
+
+if TYPE_CHECKING:  # pragma: no cover - the plan's module imports this one's splitter
+    from .request import ReadPlan
 
 _STATUS_BY_NUMBER = {s.value: s for s in FieldStatus}
 _STATUS_AT = tuple(_STATUS_BY_NUMBER[n] for n in range(max(_STATUS_BY_NUMBER) + 1)).__getitem__

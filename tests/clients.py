@@ -11,8 +11,11 @@ import asyncio
 import inspect
 from typing import Any
 
+import redis.asyncio
+import redis.asyncio.cluster
+
 import feast_lua.asyncio
-from feast_lua import Client
+from feast_lua import Client, FeastLayoutClient
 
 FLAVORS = ("sync", "async")
 TOPOLOGIES = ("standalone", "cluster")
@@ -59,3 +62,19 @@ def make_client(flavor: str, topology: str, url: str, **kwargs: Any) -> Any:
     if flavor == "sync":
         return Client(url, cluster=cluster, **kwargs)
     return AsyncDriver(url, cluster=cluster, **kwargs)
+
+
+def make_feast_client(variant: tuple[str, str], url: str, definitions: Any, **kwargs: Any) -> Any:
+    """A FeastLayoutClient of the variant: sync, or asyncio behind AsyncDriver."""
+    topology, flavor = variant
+    if flavor == "sync":
+        return FeastLayoutClient(definitions, url, **kwargs)
+
+    def factory() -> feast_lua.asyncio.FeastLayoutClient:
+        if topology == "cluster":
+            connection: Any = redis.asyncio.cluster.RedisCluster.from_url(url)
+        else:
+            connection = redis.asyncio.Redis.from_url(url)
+        return feast_lua.asyncio.FeastLayoutClient(definitions, connection, **kwargs)
+
+    return AsyncDriver(factory=factory)

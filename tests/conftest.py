@@ -19,7 +19,7 @@ def pytest_generate_tests(metafunc):
     asyncio, on one server and on a cluster. `standalone_only` and `sync_only` narrow it."""
     if not getattr(metafunc.module, "EVERY_CLIENT", False):
         return
-    if not {"client", "seeded", "connect"} & set(metafunc.fixturenames):
+    if not {"client", "seeded", "connect", "feast_client"} & set(metafunc.fixturenames):
         return
     marks = {m.name for m in metafunc.definition.iter_markers()}
     params = []

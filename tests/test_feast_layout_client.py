@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from clients import make_feast_client
 from helpers_redis import snapshot
 
 from feast_lua import (
@@ -50,9 +51,12 @@ def key(driver_id: int) -> bytes:
     return entity_key("shop", {"driver_id": (ValueType.INT64, driver_id)})
 
 
+EVERY_CLIENT = True  # each test runs on sync and asyncio clients, standalone and cluster
+
+
 @pytest.fixture
-def feast_client(raw, redis_server):
-    with FeastLayoutClient(DEFS, redis_server.url) as c:
+def feast_client(variant, server_url, raw):
+    with make_feast_client(variant, server_url, DEFS) as c:
         yield c
 
 
@@ -225,6 +229,8 @@ def _write_args(ts: bytes, rides: bytes = b"\x20\x01") -> list:
     return [timestamp_field("trips"), 0, 2, *fields, ts, rides, b""]
 
 
+@pytest.mark.sync_only
+@pytest.mark.standalone_only  # raw calls of the script, with keys in several slots
 @pytest.mark.parametrize(("keys", "args", "match"), [
     ([key(1), key(2)], _write_args(b"\x08\x01") + [b"\x18", b"", b""], "BADROW 2"),
     ([key(1)], _write_args(b"\x08\x01")[:-1], "BADREQUEST expected 8 ARGV"),
@@ -239,6 +245,8 @@ def test_feast_write_script_validates_before_writing(feast_client, raw, keys, ar
     assert snapshot(raw) == before
 
 
+@pytest.mark.sync_only
+@pytest.mark.standalone_only  # raw calls of the script, with keys in several slots
 def test_feast_write_refuses_a_key_of_another_type_before_writing(feast_client, raw):
     raw.set(key(2), "a string")
     before = snapshot(raw)
@@ -255,6 +263,8 @@ def test_a_malformed_stored_timestamp_is_overwritten(feast_client, raw):
     assert values["trips:rides"] == [3]
 
 
+@pytest.mark.sync_only
+@pytest.mark.standalone_only  # raw calls of the script, with keys in several slots
 @pytest.mark.parametrize(("args", "match"), [
     (["0", "1", b"_ts:trips", "1", "0", "1", "1", b"abcd"], "ARGV\\[1\\] \\(key groups\\)"),
     (["1", "1", b"_ts:trips", "1", "x", "1", "1", b"abcd"], "view 1: ttl"),

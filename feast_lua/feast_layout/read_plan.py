@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..constants import FEAST_MAX_FIELDS_PER_KEY, MAX_TABLES_PER_REQUEST
 from ..errors import EntityRowError, InvalidFeatureRefError
 from ..refs import parse_refs
+from ..topology import ReadShape, budget
 from .definitions import FeastDefinitions, FeastView
 from .keys import FeastKeyEncoder
 from .murmur import feature_field, timestamp_field
@@ -32,6 +34,10 @@ class FeastRefPlan:
     join_keys: frozenset[str]
     args: list[object]
 
+    @cached_property
+    def shape(self) -> ReadShape:
+        return ReadShape("feast_read", self.args, len(self.names), len(self.encoders), len(self.views))
+
     def keys(self, entity_rows: Sequence[Mapping[str, object]]) -> list[bytes]:
         """Row-major KEYS: per entity row, one key per key group."""
         rows = check_rows(entity_rows, self.join_keys)
@@ -41,11 +47,9 @@ class FeastRefPlan:
         return [key for row_keys in zip(*per_group) for key in row_keys]
 
     def calls(self, keys: list[bytes], max_cells_per_call: int, max_keys_per_call: int) -> list[Call]:
-        """Split by whole entity rows so that each call stays within both limits."""
-        groups = len(self.encoders)
-        rows_per_call = max(1, min(max_cells_per_call // len(self.names), max_keys_per_call // groups))
-        step = rows_per_call * groups
-        return [(keys[i : i + step], self.args) for i in range(0, len(keys), step)]
+        """The request on one server, split by whole entity rows within both limits."""
+        rows = list(range(len(keys) // len(self.encoders)))
+        return [(k, a) for _, k, a in budget(self.shape, rows, keys, max_cells_per_call, max_keys_per_call)]
 
 
 def plan_refs(definitions: FeastDefinitions, feature_refs: Sequence[str]) -> FeastRefPlan:

@@ -28,6 +28,11 @@ class FeastWritePlan:
     head: list[object]  # ts field, key TTL s, F, F fields
     rows: list[list[bytes]]  # per row: Timestamp proto, F Value protos
 
+    @property
+    def row_width(self) -> int:
+        """ARGV per row: its Timestamp, then one Value per feature."""
+        return len(self.head) - 2
+
     def calls(self, max_rows: int = DEFAULT_MAX_ROWS_PER_WRITE,
               max_cells: int = DEFAULT_MAX_CELLS_PER_WRITE) -> list[tuple[list[bytes], list[object]]]:
         features = len(self.head) - 3
