@@ -92,7 +92,7 @@ def test_serve_unknown_project_and_dead_server(node_modules, raw, redis_server):
 def test_vectors_offline(node_modules):
     done = node("vectors.js")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("vectors ok: 26 keys, 11 reads")
+    assert done.stdout.startswith("vectors ok: 30 keys, 11 reads")
 
 
 @pytest.mark.parametrize("tamper", ["key", "reply_status", "argv"])

@@ -189,7 +189,7 @@ def test_entity_key(vector):
     types = {e["join_key"]: ValueType[e["value_type"]] for e in vector["entities"]}
     values = {e["join_key"]: from_json(types[e["join_key"]], e["value"])
               for e in vector["entities"]}
-    key = KeyEncoder(vector["project"], list(types), types).key(values, 0)
+    key = KeyEncoder(vector["project"], list(types), types, vector.get("colocate")).key(values, 0)
     assert key.hex() == vector["key_hex"]
 
 

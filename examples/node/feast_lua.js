@@ -48,9 +48,15 @@ function typed(valueType, value) {
 }
 
 // parts: [{ joinKey, valueType, value }], any order.
-function entityKey(project, parts) {
+// colocate: the co-located join key, if any: its value's SHA-1 (16 hex digits) is the hash tag.
+function entityKey(project, parts, colocate = null) {
   const sorted = [...parts].sort((a, b) => Buffer.compare(Buffer.from(a.joinKey), Buffer.from(b.joinKey)));
-  return Buffer.concat([Buffer.from('{}fl:'), netstr(Buffer.from(project)),
+  let tag = '';
+  if (colocate) {
+    const part = sorted.find((p) => p.joinKey === colocate);
+    tag = crypto.createHash('sha1').update(typed(part.valueType, part.value)).digest('hex').slice(0, 16);
+  }
+  return Buffer.concat([Buffer.from(`{${tag}}fl:`), netstr(Buffer.from(project)),
     ...sorted.map((p) => Buffer.concat([netstr(Buffer.from(p.joinKey)), typed(p.valueType, p.value)]))]);
 }
 
@@ -80,7 +86,8 @@ function planRead(registry, refs, entityRows, maxAgeUs = {}) {
     }
   }
   const keys = entityRows.flatMap((row) => groups.map((joinKeys) => entityKey(registry.project,
-    joinKeys.map((k) => ({ joinKey: k, valueType: registry.entities[k].value_type, value: row[k] })))));
+    joinKeys.map((k) => ({ joinKey: k, valueType: registry.entities[k].value_type, value: row[k] })),
+    joinKeys.find((k) => registry.entities[k].colocate === true) || null)));
   const argv = [groups.length, tables.length, ...tables.flatMap((t) => [t.name, t.group + 1, t.maxAgeUs]),
     slots.length, ...slots.flatMap((s) => [s.table + 1, s.slot])].map((x) => Buffer.from(String(x)));
   const entityTypes = Object.fromEntries(groups.flat().map((k) => [k, registry.entities[k].value_type]));

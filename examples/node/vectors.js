@@ -33,7 +33,7 @@ const keys = load('keys.json');
 for (const v of keys.keys) {
   const parts = v.entities.map((e) => ({ joinKey: e.join_key, valueType: e.value_type,
     value: joinKeyValue(e.value_type, e.value) }));
-  assert.equal(lib.entityKey(v.project, parts).toString('hex'), v.key_hex, v.description);
+  assert.equal(lib.entityKey(v.project, parts, v.colocate || null).toString('hex'), v.key_hex, v.description);
   checked++;
 }
 for (const v of keys.registry_keys) {

@@ -239,20 +239,34 @@ KEY_CASES: list[tuple[str, str, list[tuple[str, ValueType, object]]]] = [
      [("driver_id", VT.INT64, 1001)]),
 ]
 
+# (description, project, parts, co-located join key): the hash tag replaces the empty "{}".
+COLOCATED_KEY_CASES: list[tuple[str, str, list[tuple[str, ValueType, object]], str]] = [
+    ("co-located: customer alice's own key", "default", [("customer_id", VT.STRING, "alice")],
+     "customer_id"),
+    ("co-located: alice's account 7 shares her tag", "default",
+     [("customer_id", VT.STRING, "alice"), ("account_id", VT.INT64, 7)], "customer_id"),
+    ("co-located by an INT64 entity", "default",
+     [("driver_id", VT.INT64, 1001), ("trip_id", VT.INT64, 5)], "driver_id"),
+    ("co-located: '}' in the value cannot end the hex tag", "default",
+     [("customer_id", VT.STRING, "a}b{c")], "customer_id"),
+]
+
 REGISTRY_KEY_PROJECTS = ["default", "fraud_detection", "p"]
 
 
 def make_keys() -> dict:
     vectors = []
-    for description, project, parts in KEY_CASES:
+    cases = [(*case, None) for case in KEY_CASES] + COLOCATED_KEY_CASES
+    for description, project, parts, colocate in cases:
         types = {name: t for name, t, _ in parts}
-        encoder_ = KeyEncoder(project, list(types), types)
+        encoder_ = KeyEncoder(project, list(types), types, colocate)
         key = encoder_.key({name: v for name, _, v in parts}, 0)
         vectors.append({
             "description": description,
             "project": project,
             "entities": [{"join_key": n, "value_type": t.name, "value": to_json(t, v)}
                          for n, t, v in parts],
+            **({"colocate": colocate} if colocate else {}),
             "key_hex": key.hex(),
             "key_display": display(key),
         })
@@ -263,6 +277,8 @@ def make_keys() -> dict:
             "Entity keys: key = '{}fl:' netstr(project) (netstr(join_key) typed(value))* with join"
             " keys sorted bytewise; netstr(x) = decimal byte length ':' x; typed = 'i' netstr(decimal"
             " int) | 's' netstr(UTF-8) | 'b' netstr(raw bytes). See docs/PROTOCOL.md, 'Key encoding'."
+            " A vector with 'colocate' names the co-located join key: the key starts '{' + the first"
+            " 16 hex digits of SHA-1(typed(that value)) + '}fl:' instead of '{}fl:'."
             " key_hex is authoritative; key_display is for humans (non-printable bytes as \\xNN)."
         ),
         "value_json": VALUE_JSON_DOC,
