@@ -24,12 +24,21 @@ from .cluster import (
     RETRY_PAUSE,
     RETRY_PAUSE_CAP,
     TRANSIENT,
+    calls_by_node,
+    pack_calls,
     replica_reads,
     unknown_node,
 )
-from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_async
-from .core import DEFAULT_PROJECT, ClientCore, check_retries
-from .errors import ConfigurationError, RedisUnavailableError, ScriptError
+from .connect import (
+    DEFAULT_RETRIES,
+    check_binary,
+    client_options,
+    cluster_without_replica,
+    is_cluster,
+    open_async,
+)
+from .core import DEFAULT_PROJECT, ClientCore
+from .errors import RedisUnavailableError, ScriptError
 from .feast_layout.client import FeastLayoutCore
 from .feast_layout.write_plan import DEFAULT_MAX_CELLS_PER_WRITE as FEAST_MAX_CELLS_PER_WRITE
 from .feast_layout.write_plan import DEFAULT_MAX_ROWS_PER_WRITE as FEAST_MAX_ROWS_PER_WRITE
@@ -148,23 +157,16 @@ class AsyncClusterTransport:
 
     async def _send_by_node(self, script: LoadedScript, command: str, calls: Sequence[Call],
                             replica: bool) -> list[Any]:
-        manager = self.client.nodes_manager
-        if not manager.slots_cache:
+        if not self.client.nodes_manager.slots_cache:
             await self.client.initialize()
-        strategy = self.client.load_balancing_strategy if replica else None
-        by_node: dict[str, tuple[Any, list[int]]] = {}
-        for i, (keys, _) in enumerate(calls):
-            node = manager.get_node_from_slot(key_slot(keys[0]), replica, strategy)
-            by_node.setdefault(node.name, (node, []))[1].append(i)
+        by_node = calls_by_node(self.client, calls, replica)
         results: list[Any] = [None] * len(calls)
         taken = []
         try:
             for node, indices in by_node.values():
                 conn = node.acquire_connection()
                 taken.append((node, conn, indices))
-                await conn.send_packed_command(b"".join([
-                    pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
-                    for i in indices]))
+                await conn.send_packed_command(pack_calls(script, command, calls, indices))
             for _, conn, indices in taken:
                 for i in indices:
                     try:
@@ -279,19 +281,13 @@ class Client:
         replica_reads: bool = False,
         failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT,
     ):
-        if sum(x is not None for x in (url, redis, host or port)) > 1:
-            raise ConfigurationError("pass one of url, host/port or redis, not several")
-        options = Options(url, host, port, db, username, password, socket_timeout,
-                          socket_connect_timeout, check_retries(retries), ssl,
-                          {k: v for k, v in (("ssl_ca_certs", ssl_ca_certs), ("ssl_certfile", ssl_certfile),
-                                             ("ssl_keyfile", ssl_keyfile)) if v is not None},
-                          cluster, replica_reads)
+        options = client_options(url, redis, host, port, db, username, password, socket_timeout,
+                                 socket_connect_timeout, retries, ssl, ssl_ca_certs, ssl_certfile,
+                                 ssl_keyfile, cluster, replica_reads)
         if redis is None:
             redis = open_async(options)
         check_binary(redis)
-        if is_cluster(redis):
-            if replica is not None:
-                raise ConfigurationError("replica= is for one server; on a cluster use replica_reads=True")
+        if cluster_without_replica(redis, replica):
             self.loader: AsyncScriptLoader | AsyncClusterTransport = AsyncClusterTransport(
                 redis, failover_timeout=failover_timeout)
         else:

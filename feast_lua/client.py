@@ -15,9 +15,15 @@ import redis
 from redis.cluster import RedisCluster
 
 from .cluster import DEFAULT_FAILOVER_TIMEOUT, ClusterTransport
-from .connect import DEFAULT_RETRIES, Options, check_binary, is_cluster, open_sync
-from .core import DEFAULT_PROJECT, ClientCore, check_retries, core_attribute, ttl_ms
-from .errors import ConfigurationError
+from .connect import (
+    DEFAULT_RETRIES,
+    Options,
+    check_binary,
+    client_options,
+    cluster_without_replica,
+    open_sync,
+)
+from .core import DEFAULT_PROJECT, ClientCore, core_attribute, ttl_ms
 from .loader import ScriptLoader
 from .ops import run_sync
 from .registry import ProjectRegistry
@@ -83,19 +89,13 @@ class Client:
         replica_reads: bool = False,
         failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT,
     ):
-        if sum(x is not None for x in (url, redis, host or port)) > 1:
-            raise ConfigurationError("pass one of url, host/port or redis, not several")
-        options = Options(url, host, port, db, username, password, socket_timeout,
-                          socket_connect_timeout, check_retries(retries), ssl,
-                          {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile,
-                           "ssl_keyfile": ssl_keyfile}, cluster, replica_reads)
-        options.tls = {k: v for k, v in options.tls.items() if v is not None}
+        options = client_options(url, redis, host, port, db, username, password, socket_timeout,
+                                 socket_connect_timeout, retries, ssl, ssl_ca_certs, ssl_certfile,
+                                 ssl_keyfile, cluster, replica_reads)
         if redis is None:
             redis = open_sync(options)
         check_binary(redis)
-        if is_cluster(redis):
-            if replica is not None:
-                raise ConfigurationError("replica= is for one server; on a cluster use replica_reads=True")
+        if cluster_without_replica(redis, replica):
             self.loader: ScriptLoader | ClusterTransport = ClusterTransport(
                 redis, failover_timeout=failover_timeout)
         else:

@@ -35,6 +35,23 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
              redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError)
 
 
+def calls_by_node(client: Any, calls: Sequence[Call], replica: bool) -> dict[str, tuple[Any, list[int]]]:
+    """The calls' indices per node that serves their slot (a replica for replica reads), from the
+    client's slot map; a stale map only costs a redirect, which the pipeline path follows."""
+    manager = client.nodes_manager
+    strategy = client.load_balancing_strategy if replica else None
+    by_node: dict[str, tuple[Any, list[int]]] = {}
+    for i, (keys, _) in enumerate(calls):
+        node = manager.get_node_from_slot(key_slot(keys[0]), replica, strategy)
+        by_node.setdefault(node.name, (node, []))[1].append(i)
+    return by_node
+
+
+def pack_calls(script: LoadedScript, command: str, calls: Sequence[Call], indices: list[int]) -> bytes:
+    return b"".join([pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
+                     for i in indices])
+
+
 def replica_reads(client: Any) -> bool:
     return bool(client.read_from_replicas or client.load_balancing_strategy is not None)
 
@@ -82,12 +99,7 @@ class ClusterTransport:
 
     def _send_by_node(self, script: LoadedScript, command: str, calls: Sequence[Call],
                       replica: bool) -> list[Any]:
-        manager = self.client.nodes_manager
-        strategy = self.client.load_balancing_strategy if replica else None
-        by_node: dict[str, tuple[Any, list[int]]] = {}
-        for i, (keys, _) in enumerate(calls):
-            node = manager.get_node_from_slot(key_slot(keys[0]), replica, strategy)
-            by_node.setdefault(node.name, (node, []))[1].append(i)
+        by_node = calls_by_node(self.client, calls, replica)
         results: list[Any] = [None] * len(calls)
         taken = []
         try:
@@ -95,9 +107,7 @@ class ClusterTransport:
                 pool = self.client.get_redis_connection(node).connection_pool
                 conn = pool.get_connection()
                 taken.append((pool, conn, indices))
-                conn.send_packed_command([b"".join([
-                    pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
-                    for i in indices])])
+                conn.send_packed_command([pack_calls(script, command, calls, indices)])
             for _, conn, indices in taken:
                 for i in indices:
                     try:

@@ -63,6 +63,31 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, CLUSTER_TYPES)
 
 
+def client_options(url: str | None, redis_client: Any, host: str | None, port: int | None, db: int,
+                   username: str | None, password: str | None, socket_timeout: float | None,
+                   socket_connect_timeout: float | None, retries: Any, ssl: bool,
+                   ssl_ca_certs: str | None, ssl_certfile: str | None, ssl_keyfile: str | None,
+                   cluster: bool | None, replica_reads: bool) -> Options:
+    """The checked connection options of a sync or asyncio client's constructor."""
+    if sum(x is not None for x in (url, redis_client, host or port)) > 1:
+        raise ConfigurationError("pass one of url, host/port or redis, not several")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
+    tls = {k: v for k, v in (("ssl_ca_certs", ssl_ca_certs), ("ssl_certfile", ssl_certfile),
+                             ("ssl_keyfile", ssl_keyfile)) if v is not None}
+    return Options(url, host, port, db, username, password, socket_timeout, socket_connect_timeout,
+                   retries, ssl, tls, cluster, replica_reads)
+
+
+def cluster_without_replica(client: Any, replica: Any) -> bool:
+    """Whether `client` is a cluster client; a separate replica makes sense on one server only."""
+    if not is_cluster(client):
+        return False
+    if replica is not None:
+        raise ConfigurationError("replica= is for one server; on a cluster use replica_reads=True")
+    return True
+
+
 def open_sync(options: Options) -> redis.Redis | RedisCluster:
     url, common = _checked(options), options.common()
     if options.cluster is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 from . import topology
 from .errors import ConfigurationError, SchemaError, UnknownFeatureError, UnknownTableError
@@ -172,9 +171,3 @@ def ttl_ms(ttl: timedelta | None) -> int:
     if not isinstance(ttl, timedelta) or not timedelta(0) < ttl < MAX_AGE_LIMIT:
         raise ConfigurationError(f"ttl must be a positive timedelta under 285 years, got {ttl!r}")
     return max(1, ttl // timedelta(milliseconds=1))
-
-
-def check_retries(retries: Any) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
-    return retries
