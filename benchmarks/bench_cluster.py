@@ -53,18 +53,10 @@ LABELS = {"s-a": "feast-lua, one server", "s-b": "HMGET pipeline, one server",
 
 def load(single_url: str, cluster_url: str) -> None:
     event_us = common.event_us_now()
-    layout = feast_layout.ViewLayout(TABLE)
     for url, raw in ((single_url, redis.Redis.from_url(single_url)),
                      (cluster_url, RedisCluster.from_url(cluster_url))):
         with Client(url, project=data.PROJECT) as client:
-            common.apply_tables(client, [TABLE])
-            common.write_lua(client, TABLE, range(ENTITIES), event_us)
-            layout.write(raw, range(ENTITIES), event_us)
-            ids = range(0, ENTITIES, 997)
-            reply = client.get_online_features(common.refs(TABLE), [{data.DRIVER: e} for e in ids]).to_dict()
-            for i, name in enumerate(layout.names):
-                assert reply[f"{TABLE}:{name}"] == [data.read_back(i, e) for e in ids], name
-            assert not layout.mismatches(raw, ids, event_us)
+            common.load_both_layouts(client, raw, TABLE, ENTITIES, event_us)
         raw.close()
 
 

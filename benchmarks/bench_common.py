@@ -71,6 +71,23 @@ def write_lua(client: Client, table: str, ids, event_us: int, batch: int = 20_00
         client.write_rows(table, rows_at(table, ids[start:start + batch], event))
 
 
+def load_both_layouts(client: Client, raw, table: str, entities: int, event_us: int) -> None:
+    """`entities` rows of `table` in feast-lua's layout (write_rows) and in Feast's
+    (feast_layout.py, byte for byte), then a sample of both checked."""
+    import feast_layout
+
+    apply_tables(client, [table])
+    write_lua(client, table, range(entities), event_us)
+    layout = feast_layout.ViewLayout(table)
+    layout.write(raw, range(entities), event_us)
+    ids = range(0, entities, 997)
+    join_key = data.TABLES[table][0]
+    reply = client.get_online_features(refs(table), [{join_key: e} for e in ids]).to_dict()
+    for i, name in enumerate(layout.names):
+        assert reply[f"{table}:{name}"] == [data.read_back(i, e) for e in ids], name
+    assert not layout.mismatches(raw, ids, event_us)
+
+
 def refs(table: str) -> list[str]:
     return [f"{table}:{n}" for n in data.feature_names(table)]
 

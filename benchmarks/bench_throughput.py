@@ -102,16 +102,7 @@ def worker(index: int, url: str, commands, results, barrier) -> None:
 def load(url: str) -> None:
     raw = redis.Redis.from_url(url)
     with Client(url, project=data.PROJECT) as client:
-        common.apply_tables(client, [TABLE])
-        event_us = common.event_us_now()
-        common.write_lua(client, TABLE, range(ENTITIES), event_us)
-        layout = feast_layout.ViewLayout(TABLE)
-        layout.write(raw, range(ENTITIES), event_us)
-        ids = range(0, ENTITIES, 997)
-        reply = client.get_online_features(common.refs(TABLE), [{data.DRIVER: e} for e in ids]).to_dict()
-        for i, name in enumerate(layout.names):
-            assert reply[f"{TABLE}:{name}"] == [data.read_back(i, e) for e in ids], name
-        assert not layout.mismatches(raw, ids, event_us)
+        common.load_both_layouts(client, raw, TABLE, ENTITIES, common.event_us_now())
     raw.close()
 
 
