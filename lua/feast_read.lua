@@ -103,6 +103,7 @@ if not G or G < 1 then return bad_request('ARGV[1] (key groups) must be an integ
 if not V or V < 1 or V > 1000 then
   return bad_request('ARGV[2] (views) must be an integer in 1..1000')
 end
+-- Every key group has a table, so G <= V; checked before anything is allocated per group.
 if G > V then return bad_request('ARGV[1] (key groups) must be an integer in 1..' .. V) end
 local F = argv_count(3 + 3 * V)
 if not F or F < 1 then return bad_request('ARGV[' .. (3 + 3 * V) .. '] (refs) must be an integer >= 1') end
