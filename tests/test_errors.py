@@ -20,6 +20,7 @@ from feast_lua.keys import entity_key
 from feast_lua.types import ValueType
 
 ROW = [{"driver_id": 1}]
+EVERY_CLIENT = True  # each test runs on sync and asyncio clients, standalone and cluster
 
 
 def commands_sent(raw) -> int:
@@ -90,6 +91,7 @@ def test_unknown_table_on_write(seeded):
         seeded.write_rows("nope", [trip_row(1)])
 
 
+@pytest.mark.standalone_only  # counts the commands one server received
 def test_invalid_requests_are_rejected_before_a_round_trip(seeded, raw):
     seeded.get_online_features(SEED_REFS, ROW)  # caches the registry
     raw.config_resetstat()
@@ -126,6 +128,8 @@ def read(seeded, keys, args):
     ([b"k"], [b" 1", 1, b"t", 1, 0, 1, 1, 0], ["ARGV[1]"]),
     ([b"k"], [b"0x1", 1, b"t", 1, 0, 1, 1, 0], ["ARGV[1]"]),
 ])
+@pytest.mark.sync_only
+@pytest.mark.standalone_only  # raw calls of the script, with keys in several slots
 def test_read_script_rejects_malformed_calls(seeded, keys, args, words):
     with pytest.raises(ScriptError) as info:
         read(seeded, keys, args)
