@@ -129,18 +129,22 @@ def encoder(value_type: ValueType) -> Callable[[object], bytes]:
         return encode
 
     def encode_list(value: object) -> bytes:
-        if value is None:
-            return NIL
-        if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
-            value = value.tolist()  # numpy and pyarrow arrays
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
-        items = []
-        for i, item in enumerate(value):
-            checked = None if item is None else check(item)
-            if checked is None:
-                raise ValueError(f"element {i} is null; list elements cannot be null")
-            items.append(checked)
-        return packer.pack(items)
+        return NIL if value is None else packer.pack(checked_list(value, check))
 
     return encode_list
+
+
+def checked_list(value: object, check) -> list:
+    """A list feature's elements, each checked; lists of a null element are refused, since
+    neither layout can store one. numpy and pyarrow arrays are taken as lists."""
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
+    items = []
+    for i, item in enumerate(value):
+        checked = None if item is None else check(item)
+        if checked is None:
+            raise ValueError(f"element {i} is null; list elements cannot be null")
+        items.append(checked)
+    return items

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..types import ValueType
-from ..values import checker
+from ..values import checked_list, checker
 
 # What Feast stores for a null UNIX_TIMESTAMP taken from pandas (NaT as int64): it reads as None.
 # (constants.FEAST_NULL_TIMESTAMP_PROTO is its serialized Value, which feast_read calls a null.)
@@ -172,16 +172,7 @@ def value_encoder(value_type: ValueType) -> Callable[[object], bytes]:
     def encode_list(value: object) -> bytes:
         if value is None:
             return b""
-        if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
-            value = value.tolist()  # numpy and pyarrow arrays
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
-        items = []
-        for i, item in enumerate(value):
-            checked = None if item is None else convert(item)
-            if checked is None:
-                raise ValueError(f"element {i} is null; list elements cannot be null")
-            items.append(checked)
+        items = checked_list(value, convert)
         message = cls()
         member = getattr(message, name)
         member.SetInParent()  # an empty list is still a list, not a null
