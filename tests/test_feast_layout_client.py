@@ -151,12 +151,12 @@ def test_composite_keys_and_several_key_groups(feast_client):
     assert values["pair:n"] == [-7, None, None]
 
 
-def test_split_requests_answer_the_same(feast_client, redis_server):
+def test_split_requests_answer_the_same(feast_client, variant, server_url):
     feast_client.write_rows("trips", [trip(d, rides=d) for d in range(50)])
     rows = [{"driver_id": d} for d in range(60)]
     refs = ["trips:rides", "trips:rating"]
     whole = feast_client.get_online_features(refs, rows).to_dict(include_statuses=True)
-    with FeastLayoutClient(DEFS, redis_server.url, max_cells_per_call=7) as small:
+    with make_feast_client(variant, server_url, DEFS, max_cells_per_call=7) as small:
         split = small.get_online_features(refs, rows).to_dict(include_statuses=True)
     assert split == whole
     assert whole["trips:rides"] == list(range(50)) + [None] * 10
