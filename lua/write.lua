@@ -42,32 +42,63 @@ end
 -- write and stream_write. Row i (1..n) is rows[rbase + i], stored in keys[kbase + i], field `field`.
 local ROW_OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
 
--- Validates every row before anything is written: each slot's status byte is PRESENT or
+-- Whether a packed row's body agrees with its header: each slot's status byte is PRESENT or
 -- NULL_VALUE and agrees with its value (NULL_VALUE exactly when the value is the nil byte), and
--- the end offsets rise to exactly the end of the row. Reads each key's stored row with
+-- the end offsets rise to exactly the end of the row. Up to ROW_SLOTS_AT_ONCE slots, the statuses
+-- and end offsets are read with one string.byte and one struct.unpack each, so the loop costs
+-- Lua arithmetic, plus one string.byte per 1-byte value (a nil, a bool, a small int); the C stack
+-- holds one value per slot, so wider rows are read slot by slot.
+local ROW_SLOTS_AT_ONCE = 200
+local ENDS_FMT = {}  -- slots * 4 + width -> '>I2I2...'
+local function row_body_ok(row, slots, w, vstart)
+  local PRESENT, NULL_VALUE, NIL = 1, 2, 192
+  local byte, first = string.byte, 19 + 1
+  local prev = 0
+  if slots <= ROW_SLOTS_AT_ONCE then
+    local fmt = ENDS_FMT[slots * 4 + w]
+    if not fmt then
+      fmt = '>' .. string.rep(w == 2 and 'I2' or 'I4', slots)
+      ENDS_FMT[slots * 4 + w] = fmt
+    end
+    local status = { byte(row, first, first + slots - 1) }
+    local ends = { struct.unpack(fmt, row, first + slots) }
+    for s = 1, slots do
+      local e = ends[s]
+      if e <= prev then return false end
+      local st = status[s]
+      if e - prev == 1 and byte(row, vstart + e) == NIL then
+        if st ~= NULL_VALUE then return false end
+      elseif st ~= PRESENT then
+        return false
+      end
+      prev = e
+    end
+  else
+    local fmt = ROW_OFFSET_FMT[w]
+    for s = 0, slots - 1 do
+      local status = byte(row, first + s)
+      local e = struct.unpack(fmt, row, first + slots + s * w)
+      if e <= prev or vstart + e > #row then return false end
+      local is_nil = e - prev == 1 and byte(row, vstart + e) == NIL
+      if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then return false end
+      prev = e
+    end
+  end
+  return vstart + prev == #row
+end
+
+-- Validates every row (row_body_ok) before anything is written. Reads each key's stored row with
 -- redis.pcall, so a key of another type (WRONGTYPE) fails here, before any write. Returns
 -- {event, created, stored}, or nil and the error reply (BADROW <i>, or Redis' error).
 local function check_rows(keys, kbase, rows, rbase, n, field)
-  local PRESENT, NULL_VALUE, NIL = 1, 2, 192
   local event, created = {}, {}
   local stored = {}  -- key -> the row stored under the field, or false
   for i = 1, n do
     local row = rows[rbase + i]
     local ev, cr, slots, w, vstart = row_header(row)
-    if not ev then return nil, redis.error_reply('BADROW ' .. i) end
-    local fmt = ROW_OFFSET_FMT[w]
-    local prev = 0
-    for s = 0, slots - 1 do
-      local status = string.byte(row, 19 + 1 + s)
-      local e = struct.unpack(fmt, row, 19 + slots + 1 + s * w)
-      if e <= prev or vstart + e > #row then return nil, redis.error_reply('BADROW ' .. i) end
-      local is_nil = e - prev == 1 and string.byte(row, vstart + e) == NIL
-      if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then
-        return nil, redis.error_reply('BADROW ' .. i)
-      end
-      prev = e
+    if not ev or not row_body_ok(row, slots, w, vstart) then
+      return nil, redis.error_reply('BADROW ' .. i)
     end
-    if vstart + prev ~= #row then return nil, redis.error_reply('BADROW ' .. i) end
     event[i], created[i] = ev, cr
     local key = keys[kbase + i]
     if stored[key] == nil then
