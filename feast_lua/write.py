@@ -53,16 +53,26 @@ class WritePlan:
         max_cells_per_call (row x slot) cells and max_bytes_per_call packed bytes (a single
         bigger row still goes, alone); each call is atomic."""
         field = self.table.name.encode()
-        step = max(1, min(max_rows_per_call, max_cells_per_call // max(1, self.table.slots)))
-        calls = []
-        start, size = 0, 0
-        for i, row in enumerate(self.rows):
-            if i > start and (i - start == step or size + len(row) > max_bytes_per_call):
-                calls.append((self.keys[start:i], [field, ttl_ms, *self.rows[start:i]]))
-                start, size = i, 0
-            size += len(row)
-        calls.append((self.keys[start:], [field, ttl_ms, *self.rows[start:]]))
-        return calls
+        spans = split_calls([len(row) for row in self.rows], self.table.slots, max_rows_per_call,
+                            max_cells_per_call, max_bytes_per_call)
+        return [(self.keys[a:b], [field, ttl_ms, *self.rows[a:b]]) for a, b in spans]
+
+
+def split_calls(row_bytes: Sequence[int], slots: int, max_rows: int, max_cells: int,
+                max_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) spans of consecutive rows (of `slots` slots, row_bytes[i] packed bytes each)
+    within the write budget: at most max_rows rows, max_cells row x slot cells and max_bytes
+    bytes per call, a single bigger row alone. The write and stream_write scripts share it."""
+    step = max(1, min(max_rows, max_cells // max(1, slots)))
+    spans = []
+    start, size = 0, 0
+    for i, length in enumerate(row_bytes):
+        if i > start and (i - start == step or size + length > max_bytes):
+            spans.append((start, i))
+            start, size = i, 0
+        size += length
+    spans.append((start, len(row_bytes)))
+    return spans
 
 
 def plan_write(registry: ProjectRegistry, table: TableSpec, rows: Sequence[Mapping]) -> WritePlan:
