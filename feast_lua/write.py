@@ -21,9 +21,10 @@ CREATED_TIMESTAMP = "created_timestamp"
 NO_CREATED_TIMESTAMP = -(2**63)
 
 
-# The blocking budget for writes: about 2.3 us per row plus 0.22 us per slot inside Redis, most
-# of it validating every row before the first is written (docs/PERFORMANCE.md), so a call of
-# 2,000 rows x 10 features or 1,000 x 50 stays under about 20 ms.
+# The blocking budget for writes: about 2.3 us per row plus 0.22 us per slot inside Redis, much
+# of it validating every row before the first is written (docs/PERFORMANCE.md; measured before
+# the row checks became cheaper, so an upper bound), so a call of 2,000 rows x 10 features or
+# 1,000 x 50 stays under about 20 ms.
 DEFAULT_MAX_ROWS_PER_WRITE = 2_000
 DEFAULT_MAX_CELLS_PER_WRITE = 50_000
 # Big values cost by the byte (about 1.5 ms per MiB here): 8 MiB of packed rows is about 12 ms.
