@@ -485,7 +485,7 @@ def _plan_chunk(registry, spec, chunk, columns: _Columns, csv: bool, start: int,
 
     try:
         return _plan_columns(registry, spec, chunk, columns, csv)
-    except Unsupported:
+    except (Unsupported, _pa().ArrowException):  # an Arrow kernel missing for an unusual type
         pass
     n = chunk.num_rows
     values = [_values(chunk.column(c), t, csv) for c, t in zip(columns.source, columns.types)]

@@ -200,3 +200,21 @@ def _shifted(table: pa.Table, by: int) -> pa.Table:
     columns = {n: clean.column(n) for n in clean.column_names} | {"driver_id": ids}
     columns = {n: c.cast(table.schema.field(n).type) for n, c in columns.items()}
     return pa.table(columns).select(table.column_names)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "dataframe", "arrow"])
+def test_clean_chunks_of_every_source_take_the_column_path(seeded, tmp_path, kind):
+    """Clean data never falls back to the row loop (which would be correct, only slow)."""
+    from test_ingest import trips, write_source
+
+    from feast_lua.ingest import _chunks, _CsvSource, _map_columns, _open, _plan_columns
+
+    data = trips(25)
+    data["rating"] = [None, math.nan, *data["rating"][2:]]
+    src = _open(write_source(kind, data, tmp_path))
+    registry = seeded.registry.get(seeded.project)
+    spec = registry.tables["driver_trips"]
+    columns = _map_columns(spec, {"driver_id": ValueType.INT64}, list(src.schema.names),
+                           "event_timestamp", None)
+    for chunk in _chunks(src.batches(columns, 10), 10):
+        _plan_columns(registry, spec, chunk, columns, isinstance(src, _CsvSource))
