@@ -128,12 +128,12 @@ def _timestamps(array: pa.Array, required: bool) -> np.ndarray:
         raise Unsupported("null event timestamp")
     if array.type.unit != "us":  # the row loop's cast, so both truncate alike
         array = pc.cast(array, pa.timestamp("us", array.type.tz), safe=False)
-    us = pc.cast(array, pa.int64()).to_numpy(zero_copy_only=False)
+    us = pc.cast(array, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     valid = _valid(array)
     bad = (us <= -c.LUA_EXACT_INT) | (us >= c.LUA_EXACT_INT)
     if (bad & valid).any():
         raise Unsupported("timestamp out of range")
-    return np.where(valid, us, NO_CREATED_TIMESTAMP).astype(np.int64)
+    return np.where(valid, us, NO_CREATED_TIMESTAMP)
 
 
 def _valid(array: pa.Array) -> np.ndarray:
