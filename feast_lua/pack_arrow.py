@@ -61,11 +61,9 @@ def plan_arrow(registry: ProjectRegistry, table: TableSpec, arrays: Mapping[str,
     cells: list[pa.Array | None] = [None] * table.slots
     for feature in table.features.values():
         cells[feature.slot] = _cells(arrays[feature.name], feature.value_type, python_values)
-    nil_cells = None
-    for slot, cell in enumerate(cells):
-        if cell is None:  # a slot no feature holds now: null, as pack_row writes it
-            nil_cells = nil_cells or pa.array([NIL] * n, pa.large_binary())
-            cells[slot] = nil_cells
+    if None in cells:  # slots no feature holds now: null, as pack_row writes them
+        nil_cells = pa.array([NIL] * n, pa.large_binary())
+        cells = [nil_cells if cell is None else cell for cell in cells]
     header = _header(event, created, cells)
     rows = pc.binary_join_element_wise(header, *cells, pa.scalar(b"", pa.large_binary()))
     return WritePlan(table, keys, _to_bytes(rows))
@@ -300,9 +298,10 @@ def _header(event: np.ndarray, created: np.ndarray, cells: list[pa.Array]) -> pa
         offsets = _offsets(cell)
         lengths[:, slot] = np.diff(offsets)
         one = lengths[:, slot] == 1
-        first = np.frombuffer(cell.buffers()[2], np.uint8) if one.any() else None
-        is_nil[:, slot] = one & (first[np.minimum(offsets[:-1], len(first) - 1)] == c.MSGPACK_NIL
-                                 if first is not None else False)
+        is_nil[:, slot] = False
+        if one.any():  # a 1-byte value is null exactly when it is the nil byte
+            data = np.frombuffer(cell.buffers()[2], np.uint8)
+            is_nil[one, slot] = data[offsets[:-1][one]] == c.MSGPACK_NIL
     ends = np.cumsum(lengths, axis=1)
     if slots and ends[:, -1].max() > MAX_U16_VALUES:
         raise Unsupported("a row's values pass 64 KiB")
