@@ -104,14 +104,14 @@ def redis_state(raw: redis.Redis) -> tuple[int, int]:
 
 
 def breakdown(url: str, raw: redis.Redis, path: Path, rows: int) -> dict:
-    """Contender a's loop again (feast_lua.ingest's steps, same chunks), timed step by step:
-    Parquet -> Arrow chunks, Arrow columns -> Python rows, plan_write, the calls' packing and
-    the round trips (loader.call_many)."""
-    from feast_lua.ingest import DEFAULT_CHUNK_ROWS, _chunks, _map_columns, _open, _values
-    from feast_lua.write import plan_write
+    """Contender a's loop again (feast_lua.ingest's steps, same chunks), timed step by step and
+    without its overlap (ingest packs chunk n+1 while Redis writes chunk n): Parquet -> Arrow
+    chunks, packing from Arrow columns (pack_arrow), the split into calls, and the calls'
+    packing and round trips (loader.call_many)."""
+    from feast_lua.ingest import DEFAULT_CHUNK_ROWS, _chunks, _map_columns, _open, _plan_columns
 
     raw.flushall()
-    steps = dict.fromkeys(("read Parquet into Arrow chunks", "Arrow -> Python rows", "plan_write",
+    steps = dict.fromkeys(("read Parquet into Arrow chunks", "pack rows and keys from Arrow columns",
                            "plan.calls", "call_many (pack, send, Lua, replies)"), 0.0)
     names = list(steps)
     with Client(url, project=data.PROJECT) as client:
@@ -130,17 +130,14 @@ def breakdown(url: str, raw: redis.Redis, path: Path, rows: int) -> dict:
             steps[names[0]] += t1 - t0
             if chunk is None:
                 break
-            values = [_values(chunk.column(i), t, False) for i, t in enumerate(columns.types)]
-            batch = [dict(zip(columns.targets, cells)) for cells in zip(*values)]
+            plan = _plan_columns(registry, spec, chunk, columns, False)
             t2 = time.perf_counter()
-            plan = plan_write(registry, spec, batch)
-            t3 = time.perf_counter()
             calls = plan.calls(0, client.max_rows_per_write, client.max_cells_per_write,
                                client.max_bytes_per_write)
-            t4 = time.perf_counter()
+            t3 = time.perf_counter()
             client.loader.call_many("write", calls)
-            t5 = time.perf_counter()
-            for name, took in zip(names[1:], (t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            t4 = time.perf_counter()
+            for name, took in zip(names[1:], (t2 - t1, t3 - t2, t4 - t3)):
                 steps[name] += took
         steps["redis-server main-thread CPU during it"] = (common.main_thread_cpu_us(raw) - cpu_before) / 1e6
         check_lua(client, rows)

@@ -2,9 +2,10 @@
 
 Needs the `files` extra (pyarrow; tqdm for the progress bar; pandas for DataFrames). The source
 is read in chunks of `chunk_rows` rows (Parquet's `iter_batches`, CSV's streaming `open_csv`), so
-memory stays bounded whatever the file's size. Each chunk becomes plain rows (one `to_pylist` per
-column, zipped) and goes through `plan_write`, the packing `write_rows` uses, so the stored bytes
-are the same.
+memory stays bounded whatever the file's size. Each chunk is packed from its Arrow columns
+(pack_arrow, whole columns per step) into the bytes `write_rows` would store; a chunk with a bad
+or unusual value takes the row loop instead (plain rows through `plan_write`), which names the
+bad rows. While Redis writes chunk n (on one background thread), chunk n+1 is read and packed.
 
 Policy:
 - The source's columns are checked against the table spec before anything is written: a missing
@@ -26,13 +27,14 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, FeastLuaError, SchemaError
 from .registry import TableSpec
 from .types import ValueType
-from .write import CREATED_TIMESTAMP, EVENT_TIMESTAMP, plan_write
+from .write import CREATED_TIMESTAMP, EVENT_TIMESTAMP, WritePlan, WriteResult, plan_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
@@ -435,37 +437,101 @@ def ingest(
 
     result = IngestResult(ignored_columns=columns.ignored)
     bar = _progress_bar(progress, src.total, table)
+    # One thread sends chunk n while this one plans chunk n+1: Redis and the planning overlap.
+    # At most one chunk is in flight, so memory stays bounded; each is planned (and checked) in
+    # full before it is handed over, so a rejected chunk writes nothing.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-lua-ingest")
+    pending = None
     try:
         for chunk in _chunks(src.batches(columns, chunk_rows), chunk_rows):
             start = result.rows_read
             n = chunk.num_rows
             result.rows_read += n
-            values = [_values(chunk.column(i), t, csv) for i, t in enumerate(columns.types)]
-            rows = [dict(zip(columns.targets, cells)) for cells in zip(*values)]
-            try:
-                plan = plan_write(registry, spec, rows)
-            except FeastLuaError:
-                result.rejected += n
-                result.rejected_chunks.append((start, start + n))
-                result.rejections.extend(_bad_rows(registry, spec, rows, start, columns))
-                if bar is not None:
-                    bar.update(n)
+            plan = _plan_chunk(registry, spec, chunk, columns, csv, start, result)
+            if bar is not None:
+                bar.update(n)
+            if plan is None:
                 if on_error == "stop":
                     result.stopped = True
                     break
                 continue
-            done = client._write(plan, ttl_ms)  # one pipeline per chunk
-            result.written += done.written
-            result.skipped += done.skipped
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix_str(f"written {result.written}, skipped {result.skipped},"
-                                    f" rejected {result.rejected}", refresh=False)
+            if pending is not None:
+                _count(result, pending.result(), bar)
+            pending = writer.submit(client._write, plan, ttl_ms)  # one pipeline per chunk
+        if pending is not None:
+            _count(result, pending.result(), bar)
+            pending = None
     finally:
+        writer.shutdown(wait=True)
         if bar is not None:
             bar.close()
             print(f"ingest {table}: {result.summary()}", file=sys.stderr)
     return result
+
+
+def _count(result: IngestResult, done: WriteResult, bar: Any) -> None:
+    result.written += done.written
+    result.skipped += done.skipped
+    if bar is not None:
+        bar.set_postfix_str(f"written {result.written}, skipped {result.skipped},"
+                            f" rejected {result.rejected}", refresh=False)
+
+
+def _plan_chunk(registry, spec, chunk, columns: _Columns, csv: bool, start: int,
+                result: IngestResult) -> WritePlan | None:
+    """The chunk's write plan, built from its Arrow columns (pack_arrow) when they are clean, or
+    by the row loop, which names bad rows. None when the chunk is rejected (recorded in result)."""
+    from .pack_arrow import Unsupported  # needs numpy and pyarrow, the files extra
+
+    try:
+        return _plan_columns(registry, spec, chunk, columns, csv)
+    except (Unsupported, _pa().ArrowException):  # an Arrow kernel missing for an unusual type
+        pass
+    n = chunk.num_rows
+    values = [_values(chunk.column(c), t, csv) for c, t in zip(columns.source, columns.types)]
+    rows = [dict(zip(columns.targets, cells)) for cells in zip(*values)]
+    try:
+        return plan_write(registry, spec, rows)
+    except FeastLuaError:
+        result.rejected += n
+        result.rejected_chunks.append((start, start + n))
+        result.rejections.extend(_bad_rows(registry, spec, rows, start, columns))
+        return None
+
+
+def _plan_columns(registry, spec, chunk, columns: _Columns, csv: bool) -> WritePlan:
+    from .pack_arrow import plan_arrow
+
+    arrays = {}
+    for source, target, value_type in zip(columns.source, columns.targets, columns.types):
+        column = chunk.column(source)
+        arrays[target] = _csv_array(column, value_type) if csv else column
+    return plan_arrow(registry, spec, arrays, lambda array, value_type: _values(array, value_type, False))
+
+
+def _csv_array(column: Any, value_type: ValueType | None) -> Any:
+    """A CSV text column parsed into the type as a whole; a cell that does not parse means the
+    row loop, which names it."""
+    pa = _pa()
+    import pyarrow.compute as pc
+
+    from .pack_arrow import Unsupported
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    target = _csv_target(value_type)
+    if target is None:
+        return column
+    if target == "list":
+        raise Unsupported("a list in a CSV")
+    try:
+        if target != "timestamp":
+            return pc.cast(column, target)
+        try:
+            return pc.cast(column, pa.timestamp("us", "UTC"))
+        except pa.ArrowInvalid:
+            return pc.cast(column, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise Unsupported(str(e)) from None
 
 
 def _bad_rows(registry, spec, rows, offset, columns) -> list[Rejection]:

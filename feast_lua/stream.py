@@ -36,7 +36,7 @@ from .errors import ConfigurationError, FeastLuaError, RedisUnavailableError, Sc
 from .registry import TableSpec
 from .types import ValueType
 from .values import from_us
-from .write import CREATED_TIMESTAMP, EVENT_TIMESTAMP, plan_write
+from .write import CREATED_TIMESTAMP, EVENT_TIMESTAMP, plan_write, split_calls
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
@@ -157,6 +157,7 @@ class _Event:
     fields: dict
     key: bytes = b""
     packed: bytes = b""
+    slots: int = 0  # the table's slot count, for the write budget
 
 
 class StreamWorker:
@@ -272,10 +273,14 @@ class StreamWorker:
                 dead.append((entry_id, fields, str(e)))
                 continue
             groups.setdefault((project, table), []).append(event)
+        client = self.client
         for (_, table), events in groups.items():
-            for start in range(0, len(events), self.client.max_rows_per_write):
-                chunk = events[start:start + self.client.max_rows_per_write]
-                self._apply(table, chunk, result, dead)
+            # The same blocking budget as Client.write_rows: rows, cells and bytes per call.
+            spans = split_calls([len(e.packed) for e in events], max(e.slots for e in events),
+                                client.max_rows_per_write, client.max_cells_per_write,
+                                client.max_bytes_per_write)
+            for start, stop in spans:
+                self._apply(table, events[start:stop], result, dead)
         if dead:
             self._dead_letter(dead)
             result.dead_lettered += len(dead)
@@ -299,7 +304,7 @@ class StreamWorker:
         entity_types = {name: registry.entities[name].value_type for name in spec.entities}
         row = decode_row(spec, entity_types, fields[FIELD_ROW])
         plan = plan_write(registry, spec, [row])
-        return project, table_name, _Event(entry_id, fields, plan.keys[0], plan.rows[0])
+        return project, table_name, _Event(entry_id, fields, plan.keys[0], plan.rows[0], spec.slots)
 
     def _call(self, table: str, events: list[_Event]) -> list:
         if self.client.loader.slot_of is not None:

@@ -22,9 +22,10 @@ CREATED_TIMESTAMP = "created_timestamp"
 NO_CREATED_TIMESTAMP = -(2**63)
 
 
-# The blocking budget for writes: about 2.3 us per row plus 0.22 us per slot inside Redis, most
-# of it validating every row before the first is written (docs/PERFORMANCE.md), so a call of
-# 2,000 rows x 10 features or 1,000 x 50 stays under about 20 ms.
+# The blocking budget for writes: about 2.3 us per row plus 0.22 us per slot inside Redis, much
+# of it validating every row before the first is written (docs/PERFORMANCE.md; measured before
+# the row checks became cheaper, so an upper bound), so a call of 2,000 rows x 10 features or
+# 1,000 x 50 stays under about 20 ms.
 DEFAULT_MAX_ROWS_PER_WRITE = 2_000
 DEFAULT_MAX_CELLS_PER_WRITE = 50_000
 # Big values cost by the byte (about 1.5 ms per MiB here): 8 MiB of packed rows is about 12 ms.
@@ -54,16 +55,26 @@ class WritePlan:
         max_cells_per_call (row x slot) cells and max_bytes_per_call packed bytes (a single
         bigger row still goes, alone); each call is atomic."""
         field = self.table.name.encode()
-        step = max(1, min(max_rows_per_call, max_cells_per_call // max(1, self.table.slots)))
-        calls = []
-        start, size = 0, 0
-        for i, row in enumerate(self.rows):
-            if i > start and (i - start == step or size + len(row) > max_bytes_per_call):
-                calls.append((self.keys[start:i], [field, ttl_ms, *self.rows[start:i]]))
-                start, size = i, 0
-            size += len(row)
-        calls.append((self.keys[start:], [field, ttl_ms, *self.rows[start:]]))
-        return calls
+        spans = split_calls([len(row) for row in self.rows], self.table.slots, max_rows_per_call,
+                            max_cells_per_call, max_bytes_per_call)
+        return [(self.keys[a:b], [field, ttl_ms, *self.rows[a:b]]) for a, b in spans]
+
+
+def split_calls(row_bytes: Sequence[int], slots: int, max_rows: int, max_cells: int,
+                max_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) spans of consecutive rows (of `slots` slots, row_bytes[i] packed bytes each)
+    within the write budget: at most max_rows rows, max_cells row x slot cells and max_bytes
+    bytes per call, a single bigger row alone. The write and stream_write scripts share it."""
+    step = max(1, min(max_rows, max_cells // max(1, slots)))
+    spans = []
+    start, size = 0, 0
+    for i, length in enumerate(row_bytes):
+        if i > start and (i - start == step or size + length > max_bytes):
+            spans.append((start, i))
+            start, size = i, 0
+        size += length
+    spans.append((start, len(row_bytes)))
+    return spans
 
 
 def plan_write(registry: ProjectRegistry, table: TableSpec, rows: Sequence[Mapping]) -> WritePlan:

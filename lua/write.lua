@@ -42,32 +42,88 @@ end
 -- write and stream_write. Row i (1..n) is rows[rbase + i], stored in keys[kbase + i], field `field`.
 local ROW_OFFSET_FMT = { [2] = '>I2', [4] = '>I4' }
 
--- Validates every row before anything is written: each slot's status byte is PRESENT or
+-- Checks what a packed row's statuses and end offsets say on their own (row_shape), then what
+-- they say about the values (row_body_ok). Rows of one call mostly share their statuses and end
+-- offsets (the "shape": same nulls, same value lengths), so row_shape runs once per distinct
+-- shape and the per-row work is one string.sub, one table lookup and one string.byte per 1-byte
+-- value.
+--
+-- row_shape: whether each status byte is PRESENT or NULL_VALUE, each NULL_VALUE value is 1 byte
+-- long and the end offsets rise strictly. Returns false if not, else {total = the last end
+-- offset, e1, nil1, e2, nil2, ...}: for each 1-byte value, its end offset and whether its status
+-- says it is the nil byte. Up to ROW_SLOTS_AT_ONCE slots, statuses and offsets are read with one
+-- call each; the C stack holds one value per slot, so wider rows are read slot by slot.
+local ROW_SLOTS_AT_ONCE = 200
+local ENDS_FMT = {}  -- slots * 4 + width -> '>I2I2...'
+local function row_shape(row, slots, w)
+  local PRESENT, NULL_VALUE = 1, 2
+  local first = 19 + 1
+  local status, ends
+  if slots <= ROW_SLOTS_AT_ONCE then
+    local fmt = ENDS_FMT[slots * 4 + w]
+    if not fmt then
+      fmt = '>' .. string.rep(w == 2 and 'I2' or 'I4', slots)
+      ENDS_FMT[slots * 4 + w] = fmt
+    end
+    status = { string.byte(row, first, first + slots - 1) }
+    ends = { struct.unpack(fmt, row, first + slots) }
+  else
+    status, ends = {}, {}
+    local fmt = ROW_OFFSET_FMT[w]
+    for s = 1, slots do
+      status[s] = string.byte(row, first + s - 1)
+      ends[s] = struct.unpack(fmt, row, first + slots + (s - 1) * w)
+    end
+  end
+  local ones, prev = {}, 0
+  for s = 1, slots do
+    local e, st = ends[s], status[s]
+    if e <= prev or (st ~= PRESENT and st ~= NULL_VALUE) then return false end
+    if e - prev == 1 then
+      ones[#ones + 1] = e
+      ones[#ones + 1] = st == NULL_VALUE
+    elseif st == NULL_VALUE then
+      return false
+    end
+    prev = e
+  end
+  ones.total = prev
+  return ones
+end
+
+-- Whether a packed row's body agrees with its header: each slot's status byte is PRESENT or
 -- NULL_VALUE and agrees with its value (NULL_VALUE exactly when the value is the nil byte), and
--- the end offsets rise to exactly the end of the row. Reads each key's stored row with
+-- the end offsets rise to exactly the end of the row. `shapes` caches row_shape for one call,
+-- per offset width, by the bytes of the slot count, statuses and end offsets.
+local function row_body_ok(row, slots, w, vstart, shapes)
+  local NIL, byte = 192, string.byte
+  local cache = shapes[w]
+  local key = string.sub(row, 19 - 1, vstart)
+  local ones = cache[key]
+  if ones == nil then
+    ones = row_shape(row, slots, w)
+    cache[key] = ones
+  end
+  if not ones or vstart + ones.total ~= #row then return false end
+  for j = 1, #ones, 2 do
+    if (byte(row, vstart + ones[j]) == NIL) ~= ones[j + 1] then return false end
+  end
+  return true
+end
+
+-- Validates every row (row_body_ok) before anything is written. Reads each key's stored row with
 -- redis.pcall, so a key of another type (WRONGTYPE) fails here, before any write. Returns
 -- {event, created, stored}, or nil and the error reply (BADROW <i>, or Redis' error).
 local function check_rows(keys, kbase, rows, rbase, n, field)
-  local PRESENT, NULL_VALUE, NIL = 1, 2, 192
   local event, created = {}, {}
   local stored = {}  -- key -> the row stored under the field, or false
+  local shapes = { [2] = {}, [4] = {} }
   for i = 1, n do
     local row = rows[rbase + i]
     local ev, cr, slots, w, vstart = row_header(row)
-    if not ev then return nil, redis.error_reply('BADROW ' .. i) end
-    local fmt = ROW_OFFSET_FMT[w]
-    local prev = 0
-    for s = 0, slots - 1 do
-      local status = string.byte(row, 19 + 1 + s)
-      local e = struct.unpack(fmt, row, 19 + slots + 1 + s * w)
-      if e <= prev or vstart + e > #row then return nil, redis.error_reply('BADROW ' .. i) end
-      local is_nil = e - prev == 1 and string.byte(row, vstart + e) == NIL
-      if not ((status == PRESENT and not is_nil) or (status == NULL_VALUE and is_nil)) then
-        return nil, redis.error_reply('BADROW ' .. i)
-      end
-      prev = e
+    if not ev or not row_body_ok(row, slots, w, vstart, shapes) then
+      return nil, redis.error_reply('BADROW ' .. i)
     end
-    if vstart + prev ~= #row then return nil, redis.error_reply('BADROW ' .. i) end
     event[i], created[i] = ev, cr
     local key = keys[kbase + i]
     if stored[key] == nil then

@@ -277,3 +277,18 @@ def test_progress_bar_and_summary(seeded, capsys):
     assert isinstance(result, IngestResult)
     seeded.ingest("driver_trips", arrow(trips(30)), chunk_rows=10)  # not a TTY: quiet
     assert capsys.readouterr().err == ""
+
+
+def test_a_failed_write_call_stops_the_ingest_and_later_chunks_stay_unwritten(seeded, raw):
+    """Chunks are written on a background thread; its failure still ends ingest() with the
+    error, and no chunk after the failed one is sent."""
+    from feast_lua import ScriptError
+    from feast_lua.keys import entity_key
+
+    keys = [entity_key("default", {"driver_id": (ValueType.INT64, i)}) for i in range(40)]
+    raw.set(keys[15], b"not a hash")
+    with pytest.raises(ScriptError, match="WRONGTYPE"):
+        seeded.ingest("driver_trips", arrow(trips(40)), chunk_rows=10)
+    written = [raw.type(k) == b"hash" for k in keys]
+    assert written[:10] == [True] * 10  # chunk 0, before the bad key
+    assert not any(written[10:])  # chunk 1 holds the bad key: its one call wrote nothing; 2, 3 never sent

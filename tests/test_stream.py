@@ -272,3 +272,25 @@ def test_a_worker_killed_mid_stream_leaves_every_event_applied_exactly_once(seed
     assert raw.info("commandstats")["cmdstat_hset"]["calls"] == events
     assert pending(raw) == 0 and raw.xlen(DEAD) == 0
     assert ratings(seeded, range(events)) == [(i % 50) / 4 for i in range(events)]
+
+
+@pytest.mark.parametrize("limits,calls", [
+    ({}, 1),
+    ({"max_rows_per_write": 2}, 3),
+    ({"max_cells_per_write": 6}, 3),  # driver_trips has 3 slots: 2 rows per call
+    ({"max_bytes_per_write": 1}, 5),  # every row alone
+])
+def test_the_worker_splits_its_script_calls_by_the_write_budget(seeded, raw, redis_server, limits, calls):
+    from feast_lua import Client
+
+    add(raw, *[event(i, float(i)) for i in range(5)])
+    with Client(redis_server.url, **limits) as client:
+        w = worker(client)
+        w.ensure_group()
+        raw.script_load(client.loader.scripts["stream_write"].source)  # no NOSCRIPT round in the count
+        raw.config_resetstat()
+        result = w.step()
+        stats = raw.info("commandstats")
+    assert (result.read, result.written) == (5, 5)
+    assert stats["cmdstat_evalsha"]["calls"] == calls
+    assert ratings(seeded, range(5)) == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -421,3 +421,26 @@ def test_redis_py_sees_the_same_read_reply(server):
         assert masked(reply).hex() == call["reply_hex"]
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("case", REQUESTS["stream_writes"], ids=lambda c: c["description"][:60])
+def test_stream_write_replay(conn, case):
+    """stream_write against a stream built by the recorded setup commands gives the recorded
+    replies, errors and stored rows."""
+    for command in case["setup"]:
+        conn.ok(*[bytes.fromhex(a) for a in command["args_hex"]])
+    for call in case["calls"]:
+        reply = replay(conn, call)
+        if "reply" in call:
+            assert reply == call["reply"]
+        else:
+            assert isinstance(reply, RespError), f"expected an error, got {reply!r}"
+            if "error" in call:
+                assert reply.line == call["error"]
+            else:
+                assert reply.line.startswith(call["error_prefix"]), reply.line
+    for key, stored in case["stored_after_hex"].items():
+        got = conn.ok("HGET", bytes.fromhex(key), b"driver_trips")
+        assert (got.hex() if got is not None else None) == stored
+    if "pending_after" in case:
+        assert conn.ok("XPENDING", b"events", b"workers")[0] == case["pending_after"]

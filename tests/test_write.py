@@ -140,3 +140,48 @@ def test_written_rows_read_back(seeded):
     d = seeded.get_online_features(SEED_REFS, [{"driver_id": i} for i in range(20)]).to_dict()
     assert d["driver_trips:average_daily_rides"] == [i / 2 for i in range(20)]
     assert d["driver_trips:maximum_daily_rides"] == list(range(20))
+
+
+def _malformed(slots: int) -> dict[str, bytes]:
+    """One well-formed packed row of `slots` slots (a nil, a bool, an int, a string, repeated)
+    and each way of breaking it that the write script must refuse."""
+    import struct
+
+    from feast_lua.rows import pack_row
+
+    cells = [[b"\xc0", b"\xc3", b"\xcd\x01\x00", b"\xa2hi"][s % 4] for s in range(slots)]
+    ok = pack_row(5, 0, cells)
+    status_at, ends_at = 19, 19 + slots
+    vstart = ends_at + 2 * slots
+
+    def patched(at: int, data: bytes) -> bytes:
+        return ok[:at] + data + ok[at + len(data):]
+
+    ends = list(struct.unpack_from(f">{slots}H", ok, ends_at))
+    swapped = ends[:]
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    return {
+        "ok": ok,
+        "status 0": patched(status_at + 1, b"\x00"),
+        "status 3": patched(status_at + 1, b"\x03"),
+        "PRESENT on a nil": patched(status_at, b"\x01"),
+        "NULL_VALUE on a bool": patched(status_at + 1, b"\x02"),
+        "offsets not rising": patched(ends_at, struct.pack(f">{slots}H", *swapped)),
+        "last offset short of the end": ok + b"\x00",
+        "last offset past the end": ok[:-1],
+        "a nil byte read as PRESENT value": patched(vstart + ends[0], b"\xc0"),
+        "header only": ok[:19],
+        "format 3": patched(0, b"\x03"),
+    }
+
+
+@pytest.mark.parametrize("slots", [12, 240])  # the script reads up to 200 slots at once, more one by one
+def test_write_script_refuses_each_malformed_row(client, raw, slots):
+    rows = _malformed(slots)
+    key = b"{}fl:test"
+    assert client.loader.call("write", [key], [b"t", 0, rows.pop("ok")]) == [1, 0]
+    for why, row in rows.items():
+        with pytest.raises(Exception, match="BADROW 2") as info:
+            client.loader.call("write", [key + b"2", key + b"3"], [b"t", 0, _malformed(slots)["ok"], row])
+        assert info.value is not None, why
+    assert raw.keys(b"{}fl:test*") == [key]

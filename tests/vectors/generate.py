@@ -892,6 +892,114 @@ ERROR_CASES: list[dict] = [
 
 
 # ------------------------------------------------------------------------------------------------
+# requests.json: stream_write. Each runs on an emptied database: the setup makes a stream whose
+# entries are pending in a consumer group, then the calls run in order.
+# ------------------------------------------------------------------------------------------------
+
+STREAM, GROUP = b"events", b"workers"
+K3 = b"{}fl:7:default9:driver_idi1:3"
+
+
+def driver_row(event: datetime, created: int = NO_CREATED, rides: int = 1) -> bytes:
+    cells = [encoder(VT.FLOAT)(1.5), encoder(VT.INT64)(rides), encoder(VT.FLOAT)(None)]
+    return pack_row(timestamp_us(event), created, cells)
+
+
+def stream_setup(ids: list[bytes], deliver: bool = True) -> list[list[bytes]]:
+    """XGROUP CREATE (MKSTREAM), XADD of each id, and XREADGROUP so they are pending."""
+    commands = [[b"XGROUP", b"CREATE", STREAM, GROUP, b"0", b"MKSTREAM"]]
+    commands += [[b"XADD", STREAM, i, b"table", b"driver_trips", b"row", b"{}"] for i in ids]
+    if deliver:
+        commands.append([b"XREADGROUP", b"GROUP", GROUP, b"w1", b"STREAMS", STREAM, b">"])
+    return commands
+
+
+def stream_call(ids: list[bytes], keys: list[bytes], rows: list[bytes], ttl: int = 0,
+                n: int | None = None) -> tuple[list, list]:
+    return ([STREAM, *keys], [GROUP, b"driver_trips", ttl, len(ids) if n is None else n, *ids, *rows])
+
+
+OLD, NEW = ts("2000-01-01T00:00:00.000000Z"), ts("2000-01-02T00:00:00.000000Z")
+STREAM_CASES: list[dict] = [
+    {"description": "three pending events for two keys are written newest-wins and acked in one"
+                    " call; the same call again finds nothing pending and changes nothing",
+     "setup": stream_setup([b"1-1", b"1-2", b"2-0"]),
+     "calls": [stream_call([b"1-1", b"1-2", b"2-0"], [K1, K2, K1],
+                           [driver_row(NEW, rides=2), driver_row(NEW), driver_row(OLD, rides=3)])] * 2,
+     "replies": [[2, 1, 3, 0], [0, 0, 0, 3]]},
+    {"description": "an id twice in one call applies once (the second copy counts as not"
+                    " pending); an id never delivered (7-0, not pending) is left alone",
+     "setup": [*stream_setup([b"5-0", b"6-0"]), [b"XADD", STREAM, b"7-0", b"k", b"v"]],
+     "calls": [stream_call([b"5-0", b"5-0", b"7-0", b"6-0"], [K3, K3, K3, K1],
+                           [driver_row(OLD), driver_row(NEW), driver_row(NEW), driver_row(OLD)])],
+     "replies": [[2, 0, 2, 2]]},
+    {"description": "a pending event with a later created timestamp than the stored row (same"
+                    " event time) is written; with an earlier one it is skipped",
+     "setup": stream_setup([b"1-0", b"2-0", b"3-0"]),
+     "calls": [stream_call([b"1-0"], [K1], [driver_row(OLD, created=5)]),
+               stream_call([b"2-0", b"3-0"], [K1, K1],
+                           [driver_row(OLD, created=4, rides=4), driver_row(OLD, created=6, rides=6)])],
+     "replies": [[1, 0, 1, 0], [1, 1, 2, 0]]},
+    {"description": "row 2 is malformed: BADROW 2, nothing written and nothing acked (both stay"
+                    " pending)",
+     "setup": stream_setup([b"1-0", b"2-0"]),
+     "calls": [stream_call([b"1-0", b"2-0"], [K1, K2], [driver_row(OLD), driver_row(OLD)[:-1]])],
+     "replies": [None], "error": "BADROW 2", "expect_absent": [K1, K2], "expect_pending": 2},
+    {"description": "the consumer group does not exist: Redis' NOGROUP error, nothing written",
+     "setup": [[b"XADD", STREAM, b"1-0", b"k", b"v"]],
+     "calls": [stream_call([b"1-0"], [K1], [driver_row(OLD)])],
+     "replies": [None], "error_prefix": "NOGROUP", "expect_absent": [K1]},
+    {"description": "an event id with a leading zero is refused before anything runs",
+     "setup": stream_setup([b"1-0"]),
+     "calls": [stream_call([b"01-0"], [K1], [driver_row(OLD)])],
+     "replies": [None], "error_prefix": "BADREQUEST", "expect_absent": [K1]},
+]
+
+
+def run_stream_case(conn: Resp, shas: dict, case: dict) -> dict:
+    conn.ok("FLUSHALL")
+    for command in case["setup"]:
+        conn.ok(*command)
+    calls = []
+    for (keys, argv), want in zip(case["calls"], case["replies"]):
+        reply = evalsha(conn, shas, "stream_write", keys, argv)
+        out = call_json("stream_write", keys, argv)
+        if want is None:
+            if not isinstance(reply, RespError):
+                raise SystemExit(f"{case['description']}: expected an error, got {reply!r}")
+            if "error" in case:
+                if reply.line != case["error"]:
+                    raise SystemExit(f"{case['description']}: {reply.line}")
+                out["error"] = reply.line
+            else:
+                if not reply.line.startswith(case["error_prefix"]):
+                    raise SystemExit(f"{case['description']}: {reply.line}")
+                out["error_prefix"] = case["error_prefix"]
+        else:
+            if reply != want:
+                raise SystemExit(f"{case['description']}: replied {reply!r}, designed for {want}")
+            out["reply"] = reply
+        calls.append(out)
+    if any(conn.ok("EXISTS", k) for k in case.get("expect_absent", [])):
+        raise SystemExit(f"{case['description']}: a key was written")
+    result = {"description": case["description"],
+              "setup": [{"args_hex": [arg_bytes(a).hex() for a in c],
+                         "display": [display(arg_bytes(a)) for a in c]} for c in case["setup"]],
+              "calls": calls}
+    if "expect_absent" in case:
+        result["keys_absent_after_hex"] = [k.hex() for k in case["expect_absent"]]
+    if "expect_pending" in case:
+        pending = conn.ok("XPENDING", STREAM, GROUP)[0]  # type: ignore[index]
+        if pending != case["expect_pending"]:
+            raise SystemExit(f"{case['description']}: {pending} pending")
+        result["pending_after"] = pending
+    result["stored_after_hex"] = {
+        k.hex(): (v.hex() if isinstance(v, bytes) else None)
+        for k in (K1, K2, K3) for v in [conn.ok("HGET", k, b"driver_trips")]}
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
 # Running scenarios
 # ------------------------------------------------------------------------------------------------
 
@@ -1128,6 +1236,7 @@ def make_requests() -> dict:
             version = conn.ok("INFO", "server").decode()  # type: ignore[union-attr]
             scenarios = [run_scenario(conn, shas, s) for s in SCENARIOS]
             errors = [run_error(conn, shas, e) for e in ERROR_CASES]
+            streams = [run_stream_case(conn, shas, e) for e in STREAM_CASES]
         finally:
             conn.close()
     redis_version = next(line.split(":", 1)[1].strip() for line in version.splitlines()
@@ -1140,7 +1249,11 @@ def make_requests() -> dict:
             " keys... argv...' with the exact bytes in keys_hex/argv_hex (integers travel as"
             " decimal ASCII). Replaying the apply and write calls and then each read's calls must"
             " give the recorded replies. 'expected' is the decoded response per feature ref."
-            " errors: calls that must fail with the recorded error reply. See docs/PROTOCOL.md."
+            " errors: calls that must fail with the recorded error reply. stream_writes: calls of"
+            " the stream_write script after 'setup' (commands with their exact arguments, which"
+            " build a stream whose entries are pending in a consumer group); each call gives"
+            " 'reply' or fails with 'error' (exact) or 'error_prefix'; stored_after_hex is each"
+            " listed key's driver_trips field afterwards (null: none). See docs/PROTOCOL.md."
         ),
         "comparison": {
             "read_reply": (
@@ -1176,6 +1289,7 @@ def make_requests() -> dict:
         "value_json": VALUE_JSON_DOC,
         "scenarios": scenarios,
         "errors": errors,
+        "stream_writes": streams,
     }
 
 
