@@ -83,7 +83,7 @@ class KeyEncoder:
         self.colocate = None if colocate is None else self.join_keys.index(colocate)
         self.body = KEY_BODY_PREFIX + netstr(project.encode())
 
-    def _tagged(self, keys: list[bytes], values: list[object]) -> list[bytes]:
+    def tagged(self, keys: list[bytes], values: list[object]) -> list[bytes]:
         """Untagged keys ("{}fl:...") with the empty tag replaced by the co-location tag."""
         value_type = self.types[self.colocate]
         cut = len(KEY_PREFIX)
@@ -106,7 +106,7 @@ class KeyEncoder:
             raise
         keys = columns[0] if single else [self.prefix + b"".join(parts) for parts in zip(*columns)]
         if self.colocate is not None:
-            keys = self._tagged(keys, [row[self.join_keys[self.colocate]] for row in rows])
+            keys = self.tagged(keys, [row[self.join_keys[self.colocate]] for row in rows])
         return keys
 
     def key(self, row: Mapping[str, object], row_index: int) -> bytes:
@@ -129,7 +129,7 @@ class KeyEncoder:
                 ) from None
         key = b"".join(parts)
         if self.colocate is not None:
-            key = self._tagged([key], [row[self.join_keys[self.colocate]]])[0]
+            key = self.tagged([key], [row[self.join_keys[self.colocate]]])[0]
         return key
 
 

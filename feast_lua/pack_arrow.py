@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import constants as c
-from .keys import INT_RANGES, KeyEncoder
+from .keys import INT_RANGES
 from .registry import ProjectRegistry, TableSpec
+from .registry import key_encoder as key_encoder_of
 from .types import ValueType
 from .values import FLOAT32_MAX, NIL, encoder
 from .write import CREATED_TIMESTAMP, EVENT_TIMESTAMP, NO_CREATED_TIMESTAMP, WritePlan
@@ -84,8 +85,7 @@ def _plain(array: Any) -> pa.Array:
 
 
 def _keys(registry: ProjectRegistry, table: TableSpec, arrays: Mapping[str, pa.Array]) -> list[bytes]:
-    types = {name: registry.entities[name].value_type for name in table.key_group}
-    key_encoder = KeyEncoder(registry.project, table.key_group, types)
+    key_encoder = key_encoder_of(registry, table.key_group)
     parts: list[Any] = [pa.scalar(key_encoder.prefix, pa.large_binary())]
     for name, encoded_name, value_type in zip(key_encoder.join_keys, key_encoder.names, key_encoder.types):
         array = arrays[name]
@@ -108,8 +108,10 @@ def _keys(registry: ProjectRegistry, table: TableSpec, arrays: Mapping[str, pa.A
         length = pc.cast(pc.binary_length(text), pa.large_string())
         parts += [pa.scalar(encoded_name + tag, pa.large_binary()), _as_binary(length),
                   pa.scalar(b":", pa.large_binary()), _as_binary(text)]
-    keys = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
-    return _to_bytes(keys)
+    keys = _to_bytes(pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary())))
+    if key_encoder.colocate is not None:  # co-located entity: its value's tag replaces the "{}"
+        keys = key_encoder.tagged(keys, arrays[key_encoder.join_keys[key_encoder.colocate]].to_pylist())
+    return keys
 
 
 def _timestamps(array: pa.Array, required: bool) -> np.ndarray:

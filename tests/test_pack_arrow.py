@@ -120,6 +120,17 @@ def test_bytes_join_key_and_dictionary_columns(client):
     assert (fast.keys, fast.rows) == (slow.keys, slow.rows)
 
 
+def test_colocated_keys_carry_their_tag(client):
+    client.apply([Entity("customer_id", ValueType.STRING, colocate=True), Entity("account_id", ValueType.INT64),
+                  FeatureTable("accounts", ["customer_id", "account_id"], [Feature("n", ValueType.INT64)])])
+    table = pa.table({"customer_id": ["alice", "a}b", "alice"], "account_id": pa.array([1, 2, 3], pa.int64()),
+                      "n": pa.array([1, 2, 3], pa.int64()),
+                      "event_timestamp": pa.array([NOW] * 3, pa.timestamp("us"))})
+    fast, slow = both_plans(client, "accounts", table)
+    assert (fast.keys, fast.rows) == (slow.keys, slow.rows)
+    assert fast.keys[0].startswith(b"{") and not fast.keys[0].startswith(b"{}")
+
+
 def seeded_arrays(**override):
     data = {"driver_id": pa.array([1, 2, 3], pa.int64()),
             "average_daily_rides": pa.array([1.0, 2.0, 3.0]),
