@@ -121,9 +121,11 @@ def test_bytes_join_key_and_dictionary_columns(client):
 
 
 def test_colocated_keys_carry_their_tag(client):
-    client.apply([Entity("customer_id", ValueType.STRING, colocate=True), Entity("account_id", ValueType.INT64),
+    client.apply([Entity("customer_id", ValueType.STRING, colocate=True),
+                  Entity("account_id", ValueType.INT64),
                   FeatureTable("accounts", ["customer_id", "account_id"], [Feature("n", ValueType.INT64)])])
-    table = pa.table({"customer_id": ["alice", "a}b", "alice"], "account_id": pa.array([1, 2, 3], pa.int64()),
+    table = pa.table({"customer_id": ["alice", "a}b", "alice"],
+                      "account_id": pa.array([1, 2, 3], pa.int64()),
                       "n": pa.array([1, 2, 3], pa.int64()),
                       "event_timestamp": pa.array([NOW] * 3, pa.timestamp("us"))})
     fast, slow = both_plans(client, "accounts", table)
