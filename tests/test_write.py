@@ -175,6 +175,8 @@ def _malformed(slots: int) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.sync_only
+@pytest.mark.standalone_only  # raw calls of the script, with keys in several slots
 @pytest.mark.parametrize("slots", [12, 240])  # the script reads up to 200 slots at once, more one by one
 def test_write_script_refuses_each_malformed_row(client, raw, slots):
     rows = _malformed(slots)
