@@ -25,7 +25,7 @@ from .errors import ScriptError
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
 # NOSCRIPT -> SCRIPT LOAD -> send again, at most this many times in all: one reload covers a
 # restart or a failover; a few more ride out SCRIPT FLUSH repeated during the reload.
-NOSCRIPT_ATTEMPTS = 4
+NOSCRIPT_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
