@@ -143,37 +143,51 @@ class _Columns:
     ignored: list[str]
 
 
-def _map_columns(spec: TableSpec, entity_types: dict[str, ValueType], names: list[str],
-                 timestamp_column: str, created_timestamp_column: str | None) -> _Columns:
+@dataclass(frozen=True)
+class Target:
+    """What a source's columns are checked against: a feature table, or a Feast view."""
+
+    name: str
+    join_keys: dict[str, ValueType]
+    features: dict[str, ValueType]
+    kind: str = "table"
+
+
+def table_target(spec: TableSpec, entity_types: dict[str, ValueType]) -> Target:
+    return Target(spec.name, {k: entity_types[k] for k in spec.entities},
+                  {f.name: f.value_type for f in spec.features.values()})
+
+
+def _map_columns(target: Target, names: list[str], timestamp_column: str,
+                 created_timestamp_column: str | None) -> _Columns:
     for option, column in (("timestamp_column", timestamp_column),
                            ("created_timestamp_column", created_timestamp_column)):
-        if column is not None and (not isinstance(column, str) or column in spec.features
-                                   or column in spec.entities):
+        if column is not None and (not isinstance(column, str) or column in target.features
+                                   or column in target.join_keys):
             raise ConfigurationError(
                 f"{option} must name a timestamp column that is not a join key or feature of"
-                f" table {spec.name!r}, got {column!r}")
-    wanted: list[tuple[str, str, ValueType | None]] = [
-        (k, k, entity_types[k]) for k in spec.entities]
+                f" {target.kind} {target.name!r}, got {column!r}")
+    wanted: list[tuple[str, str, ValueType | None]] = [(k, k, t) for k, t in target.join_keys.items()]
     wanted.append((timestamp_column, EVENT_TIMESTAMP, None))
     if created_timestamp_column is not None:
         wanted.append((created_timestamp_column, CREATED_TIMESTAMP, None))
-    wanted += [(f.name, f.name, f.value_type) for f in spec.features.values()]
+    wanted += [(name, name, value_type) for name, value_type in target.features.items()]
     present = set(names)
     missing = [(c, t) for c, _, t in wanted if c not in present]
     if missing:
         column, value_type = missing[0]
-        what = ("join key" if column in spec.entities else "feature" if column in spec.features
+        what = ("join key" if column in target.join_keys else "feature" if column in target.features
                 else "timestamp")
         expected = value_type.name if value_type else "timestamp"
         raise SchemaError(
-            f"the source lacks {what} column {column!r} ({expected}) of table {spec.name!r};"
+            f"the source lacks {what} column {column!r} ({expected}) of {target.kind} {target.name!r};"
             f" missing: {[c for c, _ in missing]}; it has {names}")
     used = {c for c, _, _ in wanted}
     return _Columns([c for c, _, _ in wanted], [k for _, k, _ in wanted], [t for _, _, t in wanted],
                     [n for n in names if n not in used])
 
 
-def _check_types(spec: TableSpec, columns: _Columns, schema: Any) -> None:
+def _check_types(target: Target, columns: _Columns, schema: Any) -> None:
     pa = _pa()
     for column, value_type in zip(columns.source, columns.types):
         arrow_type = schema.field(column).type
@@ -183,11 +197,29 @@ def _check_types(spec: TableSpec, columns: _Columns, schema: Any) -> None:
         else:
             ok = _accepts(value_type, arrow_type)
             expected = f"{value_type.name} ({_expected(value_type)})"
-            what = "join key" if column in spec.entities else "feature"
+            what = "join key" if column in target.join_keys else "feature"
         if not ok:
             raise SchemaError(
                 f"column {column!r} has Arrow type {arrow_type}, which cannot hold {what}"
-                f" {column!r} of table {spec.name!r}: expected {expected}")
+                f" {column!r} of {target.kind} {target.name!r}: expected {expected}")
+
+
+def open_source(target: Target, source: Any, timestamp_column: str,
+                created_timestamp_column: str | None = None) -> tuple[_Source, _Columns, bool]:
+    """The source opened, its columns mapped onto the target and their types checked before
+    anything is read (a CSV has no types: its cells are parsed per chunk, each bad cell a bad
+    row). Returns the source, the column mapping and whether it is a CSV."""
+    src = _open(source)
+    columns = _map_columns(target, list(src.schema.names), timestamp_column, created_timestamp_column)
+    csv = isinstance(src, _CsvSource)
+    if not csv:
+        _check_types(target, columns, src.schema)
+    else:
+        lists = [c for c, t in zip(columns.source, columns.types) if t is not None and t.is_list]
+        if lists:
+            raise SchemaError(f"column {lists[0]!r} is a list feature; a CSV file cannot hold lists,"
+                              " use Parquet or a DataFrame")
+    return src, columns, csv
 
 
 # ------------------------------------------------------------------------------------------------
@@ -423,17 +455,8 @@ def ingest(
     registry = client.registry.get(project)
     entity_types = {name: registry.entities[name].value_type for name in spec.entities}
 
-    src = _open(source)
-    columns = _map_columns(spec, entity_types, list(src.schema.names), timestamp_column,
-                           created_timestamp_column)
-    csv = isinstance(src, _CsvSource)
-    if not csv:  # a CSV has no types: its cells are parsed per chunk, each bad cell a bad row
-        _check_types(spec, columns, src.schema)
-    else:
-        lists = [c for c, t in zip(columns.source, columns.types) if t is not None and t.is_list]
-        if lists:
-            raise SchemaError(f"column {lists[0]!r} is a list feature; a CSV file cannot hold lists,"
-                              " use Parquet or a DataFrame")
+    src, columns, csv = open_source(table_target(spec, entity_types), source, timestamp_column,
+                                    created_timestamp_column)
 
     result = IngestResult(ignored_columns=columns.ignored)
     bar = _progress_bar(progress, src.total, table)

@@ -48,16 +48,20 @@ def test_a_bad_chunk_is_rejected_whole(feast_client, raw):
     assert [r.row for r in result.rejections] == [15]
     assert "row 15 of 'trips', feature 'rating'" in result.rejections[0].reason
     assert not raw.exists(key(10)) and not raw.exists(key(19)) and raw.exists(key(20))
-    stopped = feast_client.ingest("trips", frame(30, start=100).assign(rating="bad"), on_error="stop")
-    assert stopped.stopped and stopped.written == 0
+    bad_first = frame(30, start=100)
+    bad_first.loc[0, "rating"] = 1e39
+    stopped = feast_client.ingest("trips", bad_first, chunk_rows=10, on_error="stop")
+    assert stopped.stopped and stopped.written == 0 and stopped.rows_read == 10
 
 
 def test_missing_columns_write_nothing(feast_client, raw):
     before = snapshot(raw)
-    with pytest.raises(SchemaError, match=r"lacks column\(s\) \['rating'\]"):
+    with pytest.raises(SchemaError, match=r"lacks feature column 'rating' \(FLOAT\) of view 'trips'"):
         feast_client.ingest("trips", frame(5).drop(columns=["rating"]))
-    with pytest.raises(ConfigurationError, match="cannot ingest a list"):
+    with pytest.raises(ConfigurationError, match="got list"):
         feast_client.ingest("trips", [{"driver_id": 1}])
+    with pytest.raises(SchemaError, match="column 'rating' has Arrow type .*string.*expected FLOAT"):
+        feast_client.ingest("trips", frame(5).assign(rating="bad"))
     mixed = frame(5).astype({"rides": object})
     mixed.loc[2, "rides"] = "two"
     with pytest.raises(SchemaError, match="rides"):
@@ -72,3 +76,17 @@ def test_timestamp_column_and_key_ttl(feast_client, raw):
     assert 0 < raw.ttl(key(0)) <= 300
     statuses = feast_client.get_online_features(["trips:rides"], [{"driver_id": 0}]).statuses()
     assert statuses["trips:rides"][0].name == "OUTSIDE_MAX_AGE"
+
+
+def test_csv_reads_back_and_bad_cells_are_bad_rows(feast_client, tmp_path):
+    path = tmp_path / "trips.csv"
+    df = frame(12)
+    df["event_timestamp"] = [NOW.isoformat()] * 12
+    df["rides"] = df["rides"].astype(object)
+    df.loc[7, "rides"] = "seven"
+    df.to_csv(path, index=False)
+    result = feast_client.ingest("trips", str(path), chunk_rows=5)
+    assert (result.rows_read, result.written, result.rejected) == (12, 7, 5)
+    assert [r.row for r in result.rejections] == [7]
+    got = feast_client.get_online_features(["trips:rides"], [{"driver_id": d} for d in (0, 4, 11)])
+    assert got.to_dict()["trips:rides"] == [0, 4, 11]

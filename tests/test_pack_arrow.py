@@ -233,17 +233,16 @@ def test_clean_chunks_of_every_source_take_the_column_path(seeded, tmp_path, kin
     """Clean data never falls back to the row loop (which would be correct, only slow)."""
     from test_ingest import trips, write_source
 
-    from feast_lua.ingest import _chunks, _CsvSource, _map_columns, _open, _plan_columns
+    from feast_lua.ingest import _chunks, _plan_columns, open_source, table_target
 
     data = trips(25)
     data["rating"] = [None, math.nan, *data["rating"][2:]]
-    src = _open(write_source(kind, data, tmp_path))
     registry = seeded.registry.get(seeded.project)
     spec = registry.tables["driver_trips"]
-    columns = _map_columns(spec, {"driver_id": ValueType.INT64}, list(src.schema.names),
-                           "event_timestamp", None)
+    src, columns, csv = open_source(table_target(spec, {"driver_id": ValueType.INT64}),
+                                    write_source(kind, data, tmp_path), "event_timestamp")
     for chunk in _chunks(src.batches(columns, 10), 10):
-        _plan_columns(registry, spec, chunk, columns, isinstance(src, _CsvSource))
+        _plan_columns(registry, spec, chunk, columns, csv)
 
 
 def test_random_columns_pack_byte_for_byte_as_the_row_loop(shops):

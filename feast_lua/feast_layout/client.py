@@ -155,9 +155,10 @@ class FeastLayoutClient:
         key_ttl: timedelta | None = None,
         on_error: str = "skip",
     ) -> IngestResult:
-        """Writes a Parquet file, a pyarrow Table or a pandas DataFrame to `view` in chunks, each
-        planned whole before it is written; a chunk with a bad row is rejected whole and reported
-        (on_error="skip" goes on, "stop" ends there). Needs pyarrow: pip install 'feast-lua[files]'."""
+        """Writes a Parquet or CSV file, a pyarrow Table or a pandas DataFrame to `view` in chunks,
+        through Client.ingest's reader: column types are checked against the view before anything
+        is written, and a chunk with a bad row is rejected whole and reported (on_error="skip"
+        goes on, "stop" ends there). Needs pyarrow: pip install 'feast-lua[files]'."""
         from .ingest import ingest
 
         return ingest(self, view, source, timestamp_column, chunk_rows, key_ttl, on_error)
