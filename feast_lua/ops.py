@@ -2,7 +2,7 @@
 
 Every piece of client logic (planning, the NOSCRIPT recovery, splitting by slot, reassembling
 replies, the registry cache) is a generator that yields these operations and is sent their
-results. `run_sync` drives it over a blocking transport; feast_lua/asyncio.py drives the same
+results. `run_sync` drives it over a blocking transport; feast_lua/asyncio/ drives the same
 generator over an asyncio transport. So there is one copy of the logic, and two of the I/O.
 
 A transport implements three methods, named after the operations:
