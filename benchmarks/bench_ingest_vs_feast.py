@@ -108,7 +108,8 @@ def breakdown(url: str, raw: redis.Redis, path: Path, rows: int) -> dict:
     without its overlap (ingest packs chunk n+1 while Redis writes chunk n): Parquet -> Arrow
     chunks, packing from Arrow columns (pack_arrow), the split into calls, and the calls'
     packing and round trips (loader.call_many)."""
-    from feast_lua.ingest import DEFAULT_CHUNK_ROWS, _chunks, _map_columns, _open, _plan_columns
+    from feast_lua.ingest import DEFAULT_CHUNK_ROWS, _plan_columns
+    from feast_lua.ingest_reader import chunks, open_source, table_target
 
     raw.flushall()
     steps = dict.fromkeys(("read Parquet into Arrow chunks", "pack rows and keys from Arrow columns",
@@ -119,13 +120,12 @@ def breakdown(url: str, raw: redis.Redis, path: Path, rows: int) -> dict:
         spec = client._table(data.PROJECT, TABLE)
         registry = client.registry.get(data.PROJECT)
         entity_types = {n: registry.entities[n].value_type for n in spec.entities}
-        src = _open(str(path))
-        columns = _map_columns(spec, entity_types, list(src.schema.names), "event_timestamp", None)
-        chunks = _chunks(src.batches(columns, DEFAULT_CHUNK_ROWS), DEFAULT_CHUNK_ROWS)
+        src, columns, _ = open_source(table_target(spec, entity_types), str(path), "event_timestamp")
+        pieces = chunks(src.batches(columns, DEFAULT_CHUNK_ROWS), DEFAULT_CHUNK_ROWS)
         cpu_before = common.main_thread_cpu_us(raw)
         while True:
             t0 = time.perf_counter()
-            chunk = next(chunks, None)
+            chunk = next(pieces, None)
             t1 = time.perf_counter()
             steps[names[0]] += t1 - t0
             if chunk is None:

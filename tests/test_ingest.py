@@ -23,7 +23,7 @@ from feast_lua import (  # noqa: E402
     SchemaError,
     ValueType,
 )
-from feast_lua.ingest import _chunks  # noqa: E402
+from feast_lua.ingest_reader import chunks as _chunks  # noqa: E402
 
 COLUMNS = ["driver_id", "average_daily_rides", "maximum_daily_rides", "rating", "event_timestamp"]
 

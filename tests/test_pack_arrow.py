@@ -13,7 +13,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from feast_lua import Entity, FeastLuaError, Feature, FeatureTable, FieldStatus, ValueType  # noqa: E402
-from feast_lua.ingest import _values  # noqa: E402
+from feast_lua.ingest_reader import column_values as _values  # noqa: E402
 from feast_lua.pack_arrow import Unsupported, plan_arrow  # noqa: E402
 from feast_lua.write import plan_write  # noqa: E402
 
@@ -233,7 +233,9 @@ def test_clean_chunks_of_every_source_take_the_column_path(seeded, tmp_path, kin
     """Clean data never falls back to the row loop (which would be correct, only slow)."""
     from test_ingest import trips, write_source
 
-    from feast_lua.ingest import _chunks, _plan_columns, open_source, table_target
+    from feast_lua.ingest import _plan_columns
+    from feast_lua.ingest_reader import chunks as _chunks
+    from feast_lua.ingest_reader import open_source, table_target
 
     data = trips(25)
     data["rating"] = [None, math.nan, *data["rating"][2:]]

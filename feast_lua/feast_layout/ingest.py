@@ -14,17 +14,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, FeastLuaError
-from ..ingest import (
-    DEFAULT_CHUNK_ROWS,
-    MAX_REPORTED_PER_CHUNK,
-    ON_ERROR,
-    IngestResult,
-    Rejection,
-    Target,
-    _chunks,
-    _values,
-    open_source,
-)
+from ..ingest import DEFAULT_CHUNK_ROWS, MAX_REPORTED_PER_CHUNK, ON_ERROR, IngestResult, Rejection
+from ..ingest_reader import Target, chunks, column_values, open_source
 from .write_plan import EVENT_TIMESTAMP, plan_write
 
 if TYPE_CHECKING:
@@ -43,10 +34,10 @@ def ingest(client: FeastLayoutClient, view: str, source: Any, timestamp_column: 
     target = Target(spec.name, client.definitions.key_types(spec.join_keys), dict(spec.features), "view")
     src, columns, csv = open_source(target, source, timestamp_column)
     result = IngestResult(ignored_columns=columns.ignored)
-    for chunk in _chunks(src.batches(columns, chunk_rows), chunk_rows):
+    for chunk in chunks(src.batches(columns, chunk_rows), chunk_rows):
         start, n = result.rows_read, chunk.num_rows
         result.rows_read += n
-        values = [_values(chunk.column(i), t, csv) for i, t in enumerate(columns.types)]
+        values = [column_values(chunk.column(i), t, csv) for i, t in enumerate(columns.types)]
         rows = [dict(zip(columns.targets, cells)) for cells in zip(*values)]
         try:
             plan = plan_write(client.definitions, view, rows, key_ttl)
