@@ -129,12 +129,7 @@ def run(urls: dict[str, str], clients: int, seconds: float) -> dict[str, dict]:
             barrier.wait(timeout=180)
             phases[name].append([results.get(timeout=seconds + 120) for _ in range(clients)])
     finally:
-        for q in queues:
-            q.put(None)
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.terminate()
+        common.stop_workers(queues, procs)
     out = {}
     for name, runs in phases.items():
         requests = sum(len(g[3]) for got in runs for g in got)

@@ -88,6 +88,34 @@ def load_both_layouts(client: Client, raw, table: str, entities: int, event_us: 
     assert not layout.mismatches(raw, ids, event_us)
 
 
+class ReadContenders:
+    """Contenders a, b and c of one request shape, as the read benchmarks time them. A subclass
+    sets client, raw, feast, refs, rows, `commands` ((key, fields) per HMGET) and `name`
+    (the request's name in the Feast process)."""
+
+    def a(self) -> dict:
+        return self.client.get_online_features(self.refs, self.rows).to_dict(include_statuses=True)
+
+    def b(self) -> list:
+        pipe = self.raw.pipeline(transaction=False)
+        for key, fields in self.commands:
+            pipe.hmget(key, fields)
+        return pipe.execute()
+
+    def c_times(self, n: int) -> list[float]:
+        return self.feast.ask("run", name=self.name, n=n)["ms"]
+
+
+def stop_workers(queues, procs) -> None:
+    """Tells each benchmark worker process to finish, and ends those that do not."""
+    for q in queues:
+        q.put(None)
+    for p in procs:
+        p.join(30)
+        if p.is_alive():
+            p.terminate()
+
+
 def refs(table: str) -> list[str]:
     return [f"{table}:{n}" for n in data.feature_names(table)]
 

@@ -48,29 +48,17 @@ TABLES = ["bench_f10", "bench_f50"]
 FEAST_WRITE_BATCH = 5000
 
 
-class Shape:
+class Shape(common.ReadContenders):
     def __init__(self, rows: int, width: int, entities: int, client: FeastLayoutClient,
                  raw: redis.Redis, feast: feast_venv.FeastSide):
         self.table = data.BY_WIDTH[width]
-        self.label = f"{rows}x{width}"
+        self.label = self.name = f"{rows}x{width}"
         self.rows = data.shape_rows(rows, entities, seed=rows * 1000 + width)
         self.refs = common.refs(self.table)
         self.client, self.raw, self.feast = client, raw, feast
         layout = feast_layout.ViewLayout(self.table)
         self.commands = [(layout.key(row[layout.join_key]), layout.read_fields) for row in self.rows]
         self.feast_result = feast.ask("prepare", name=self.label, refs=self.refs, rows=self.rows)["result"]
-
-    def a(self) -> dict:
-        return self.client.get_online_features(self.refs, self.rows).to_dict(include_statuses=True)
-
-    def b(self) -> list:
-        pipe = self.raw.pipeline(transaction=False)
-        for key, fields in self.commands:
-            pipe.hmget(key, fields)
-        return pipe.execute()
-
-    def c_times(self, n: int) -> list[float]:
-        return self.feast.ask("run", name=self.label, n=n)["ms"]
 
     def check(self) -> None:
         ours = self.a()

@@ -133,12 +133,7 @@ def run(url: str, clients: int, seconds: float) -> list[dict]:
             wall = max(g[3] for g in got) - min(g[2] for g in got)
             print(f"  {name}: {requests / wall:.0f} requests/s over {wall:.1f} s", file=sys.stderr)
     finally:
-        for q in queues:
-            q.put(None)
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.terminate()
+        common.stop_workers(queues, procs)
         monitor.close()
     out = []
     for name, label in (("a", "feast-lua"), ("b", "HMGET pipeline")):

@@ -72,7 +72,7 @@ CHECK_SAMPLE = 50  # keys per view compared byte for byte against feast_layout
 FEAST_WRITE_BATCH = 5000
 
 
-class Shape:
+class Shape(common.ReadContenders):
     def __init__(self, rows: int, width, entities: int, client: Client, raw: redis.Redis,
                  feast: feast_venv.FeastSide | None):
         two = width == "2t"
@@ -89,18 +89,6 @@ class Shape:
                          for row in self.rows for layout in self.layouts]
         if feast is not None:
             self.feast_result = feast.ask("prepare", name=self.name, refs=self.refs, rows=self.rows)["result"]
-
-    def a(self) -> dict:
-        return self.client.get_online_features(self.refs, self.rows).to_dict(include_statuses=True)
-
-    def b(self) -> list:
-        pipe = self.raw.pipeline(transaction=False)
-        for key, fields in self.commands:
-            pipe.hmget(key, fields)
-        return pipe.execute()
-
-    def c_times(self, n: int) -> list[float]:
-        return self.feast.ask("run", name=self.name, n=n)["ms"]
 
     def check(self, event_us: int) -> None:
         """Every contender must return the same values, or the comparison means nothing."""
