@@ -31,7 +31,8 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
-def _check_type(kind: str, name: str, value_type: object, allowed: frozenset[ValueType]) -> ValueType:
+def check_value_type(kind: str, name: str, value_type: object, allowed: frozenset[ValueType]) -> ValueType:
+    """The value type, also given by its name; SchemaError naming the item when it is not allowed."""
     if isinstance(value_type, str) and value_type in ValueType.__members__:
         value_type = ValueType[value_type]
     if not isinstance(value_type, ValueType) or value_type not in allowed:
@@ -45,7 +46,7 @@ def _check_named_value(obj: Entity | Feature, kind: str, allowed: frozenset[Valu
     check_name(kind, obj.name)
     if obj.name in RESERVED_NAMES:
         raise SchemaError(f"{kind} name {obj.name!r} is reserved")
-    object.__setattr__(obj, "value_type", _check_type(kind, obj.name, obj.value_type, allowed))
+    object.__setattr__(obj, "value_type", check_value_type(kind, obj.name, obj.value_type, allowed))
 
 
 def valid_max_age(max_age: object) -> bool:

@@ -13,17 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import SchemaError, UnknownFeatureError, UnknownTableError
-from ..types import FEATURE_VALUE_TYPES, ValueType
-from .keys import ENTITY_VALUE_TYPES
-
-
-def _value_type(kind: str, name: str, value_type: object, allowed: Iterable[ValueType]) -> ValueType:
-    if isinstance(value_type, str) and value_type in ValueType.__members__:
-        value_type = ValueType[value_type]
-    if not isinstance(value_type, ValueType) or value_type not in allowed:
-        names = ", ".join(sorted(t.name for t in allowed))
-        raise SchemaError(f"{kind} {name!r}: value type {value_type!r} is not one of {names}")
-    return value_type
+from ..schema import check_value_type
+from ..types import ENTITY_VALUE_TYPES, FEATURE_VALUE_TYPES, ValueType
 
 
 @dataclass(frozen=True)
@@ -36,7 +27,7 @@ class FeastEntity:
     def __post_init__(self) -> None:
         if not isinstance(self.join_key, str) or not self.join_key:
             raise SchemaError(f"entity join key must be a non-empty string, got {self.join_key!r}")
-        object.__setattr__(self, "value_type", _value_type(
+        object.__setattr__(self, "value_type", check_value_type(
             "entity", self.join_key, self.value_type, ENTITY_VALUE_TYPES))
 
 
@@ -63,7 +54,8 @@ class FeastView:
         for name, value_type in dict(self.features).items():
             if not isinstance(name, str) or not name:
                 raise SchemaError(f"view {self.name!r}: feature name {name!r} is not a non-empty string")
-            features[name] = _value_type(f"feature {self.name}:", name, value_type, FEATURE_VALUE_TYPES)
+            features[name] = check_value_type(f"view {self.name!r}: feature", name, value_type,
+                                              FEATURE_VALUE_TYPES)
         object.__setattr__(self, "features", features)
         ttl = self.ttl or timedelta(0)
         if not isinstance(ttl, timedelta) or ttl < timedelta(0):

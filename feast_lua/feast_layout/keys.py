@@ -15,8 +15,6 @@ from ..errors import EntityRowError
 from ..keys import INT_RANGES
 from ..types import ValueType
 
-ENTITY_VALUE_TYPES = (ValueType.INT64, ValueType.INT32, ValueType.STRING, ValueType.BYTES)
-
 
 def _value_bytes(value: object, value_type: ValueType) -> bytes:
     if value_type in (ValueType.INT64, ValueType.INT32):
