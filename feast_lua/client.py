@@ -22,6 +22,7 @@ from .connect import (
     client_options,
     cluster_without_replica,
     open_sync,
+    sentinel_clients,
 )
 from .core import DEFAULT_PROJECT, ClientCore, core_attribute, ttl_ms
 from .loader import ScriptLoader
@@ -126,11 +127,8 @@ class Client:
         Connection options (password, username, socket_timeout, ...) go to the data nodes."""
         from redis.sentinel import Sentinel
 
-        connection = {k: kwargs.pop(k) for k in ("password", "username", "socket_timeout",
-                                                 "socket_connect_timeout", "db") if k in kwargs}
-        sentinel = Sentinel(list(sentinels), sentinel_kwargs=dict(sentinel_kwargs or {}), **connection)
-        primary = sentinel.master_for(service_name)
-        replica = sentinel.slave_for(service_name) if replica_reads else None
+        primary, replica = sentinel_clients(Sentinel, sentinels, service_name, replica_reads,
+                                            sentinel_kwargs, kwargs)
         return cls(redis=primary, replica=replica, **kwargs)
 
     @property

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from hiredis import pack_command
-from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from .errors import RedisUnavailableError, ScriptError
-from .loader import LoadedScript, load_scripts
+from .errors import RedisUnavailableError
+from .loader import LoadedScript, check_sha, load_scripts, pack_calls
 from .ops import Call, run_script, run_sync
 
 # How long a request keeps retrying while the cluster fails over: a little more than a typical
@@ -47,11 +45,6 @@ def calls_by_node(client: Any, calls: Sequence[Call], replica: bool) -> dict[str
     return by_node
 
 
-def pack_calls(script: LoadedScript, command: str, calls: Sequence[Call], indices: list[int]) -> bytes:
-    return b"".join([pack_command((command, script.sha, len(calls[i][0]), *calls[i][0], *calls[i][1]))
-                     for i in indices])
-
-
 def replica_reads(client: Any) -> bool:
     return bool(client.read_from_replicas or client.load_balancing_strategy is not None)
 
@@ -63,14 +56,21 @@ def unknown_node(error: Exception) -> redis.exceptions.ClusterError:
     return redis.exceptions.ClusterError(f"redirected to a node the client did not know yet: {error!r}")
 
 
-class ClusterTransport:
+class ClusterState:
+    """What the sync and asyncio cluster transports share: the client, the scripts, how long to
+    ride out a failover, and the slot function the flows split requests by."""
+
     slot_of = staticmethod(key_slot)
 
-    def __init__(self, client: RedisCluster, scripts: dict[str, LoadedScript] | None = None,
+    def __init__(self, client: Any, scripts: dict[str, LoadedScript] | None = None,
                  failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT):
         self.client = client
         self.scripts = scripts or load_scripts()
         self.failover_timeout = failover_timeout
+
+
+class ClusterTransport(ClusterState):
+    """The blocking transport for Redis Cluster (see the module's docstring)."""
 
     def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
         return run_sync(run_script(self.scripts, name, calls), self)
@@ -164,8 +164,7 @@ class ClusterTransport:
                 sha = self.client.get_redis_connection(node).script_load(script.source)
             except TRANSIENT:
                 continue
-            if sha != script.sha:
-                raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
+            check_sha(script, sha)
             loaded += 1
         if not loaded:
             raise RedisUnavailableError(f"no cluster node is reachable to load {script.name}")

@@ -79,6 +79,20 @@ def client_options(url: str | None, redis_client: Any, host: str | None, port: i
                    retries, ssl, tls, cluster, replica_reads)
 
 
+CONNECTION_KEYS = ("password", "username", "socket_timeout", "socket_connect_timeout", "db")
+
+
+def sentinel_clients(sentinel_class: Any, sentinels: Any, service_name: str, replica_reads: bool,
+                     sentinel_kwargs: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The primary (and a replica, for replica reads) of `service_name`, from redis-py's sync or
+    asyncio Sentinel. The connection options are taken out of `kwargs` for the data nodes; what
+    remains is the feast-lua client's."""
+    connection = {k: kwargs.pop(k) for k in CONNECTION_KEYS if k in kwargs}
+    sentinel = sentinel_class(list(sentinels), sentinel_kwargs=dict(sentinel_kwargs or {}), **connection)
+    replica = sentinel.slave_for(service_name) if replica_reads else None
+    return sentinel.master_for(service_name), replica
+
+
 def cluster_without_replica(client: Any, replica: Any) -> bool:
     """Whether `client` is a cluster client; a separate replica makes sense on one server only."""
     if not is_cluster(client):

@@ -18,6 +18,7 @@ from ..connect import (
     cluster_without_replica,
     is_cluster,
     open_async,
+    sentinel_clients,
 )
 from ..core import DEFAULT_PROJECT, ClientCore
 from ..feast_layout.client import FeastLayoutCore
@@ -100,11 +101,8 @@ class Client:
         """See feast_lua.Client.from_sentinel."""
         from redis.asyncio.sentinel import Sentinel
 
-        connection = {k: kwargs.pop(k) for k in ("password", "username", "socket_timeout",
-                                                 "socket_connect_timeout", "db") if k in kwargs}
-        sentinel = Sentinel(list(sentinels), sentinel_kwargs=dict(sentinel_kwargs or {}), **connection)
-        primary = sentinel.master_for(service_name)
-        replica = sentinel.slave_for(service_name) if replica_reads else None
+        primary, replica = sentinel_clients(Sentinel, sentinels, service_name, replica_reads,
+                                            sentinel_kwargs, kwargs)
         return cls(redis=primary, replica=replica, **kwargs)
 
     @property

@@ -15,21 +15,18 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
-from hiredis import pack_command
-from redis.crc import key_slot
 
 from ..cluster import (
-    DEFAULT_FAILOVER_TIMEOUT,
     RETRY_PAUSE,
     RETRY_PAUSE_CAP,
     TRANSIENT,
+    ClusterState,
     calls_by_node,
-    pack_calls,
     replica_reads,
     unknown_node,
 )
-from ..errors import RedisUnavailableError, ScriptError
-from ..loader import LoadedScript, load_scripts
+from ..errors import RedisUnavailableError
+from ..loader import LoadedScript, OneServer, check_sha, pack_calls
 from ..ops import Call, Flow, execute, run_script
 
 AsyncRedis = redis.asyncio.Redis
@@ -48,26 +45,15 @@ async def run_async(flow: Flow, transport: Any) -> Any:
         flow.close()
 
 
-class AsyncScriptLoader:
+class AsyncScriptLoader(OneServer):
     """One server over redis.asyncio: hiredis-packed EVALSHAs on one pooled connection."""
-
-    slot_of = None
-
-    def __init__(self, client: AsyncRedis, scripts: dict[str, LoadedScript] | None = None,
-                 replica: AsyncRedis | None = None):
-        self.client = client
-        self.replica = replica
-        self.scripts = scripts or load_scripts()
 
     async def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
         return await run_async(run_script(self.scripts, name, calls), self)
 
     async def send(self, script: LoadedScript, command: str, calls: Sequence[Call]) -> list[Any]:
-        packed = b"".join([
-            pack_command((command, script.sha, len(keys), *keys, *args)) for keys, args in calls
-        ])
-        client = self.replica if self.replica is not None and command == "EVALSHA_RO" else self.client
-        pool = client.connection_pool
+        packed = pack_calls(script, command, calls)
+        pool = self.target(command).connection_pool
         try:
             conn = await pool.get_connection()
             try:
@@ -87,7 +73,7 @@ class AsyncScriptLoader:
                 sha = await client.script_load(script.source)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
                 raise RedisUnavailableError(f"Redis is unreachable while loading {script.name}: {e}") from e
-            _check_sha(script, sha)
+            check_sha(script, sha)
 
     async def command(self, args: tuple) -> Any:
         try:
@@ -101,17 +87,9 @@ class AsyncScriptLoader:
             await self.replica.aclose()
 
 
-class AsyncClusterTransport:
-    """Redis Cluster over redis.asyncio: the calls of one send go in one ClusterPipeline, which
-    sends every node its calls concurrently and follows MOVED/ASK/TRYAGAIN (see cluster.py)."""
-
-    slot_of = staticmethod(key_slot)
-
-    def __init__(self, client: AsyncRedisCluster, scripts: dict[str, LoadedScript] | None = None,
-                 failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT):
-        self.client = client
-        self.scripts = scripts or load_scripts()
-        self.failover_timeout = failover_timeout
+class AsyncClusterTransport(ClusterState):
+    """Redis Cluster over redis.asyncio, as ClusterTransport: the calls packed per node and
+    written to every node before any reply is read; redirects through redis-py's ClusterPipeline."""
 
     async def call_many(self, name: str, calls: Sequence[Call]) -> list[Any]:
         return await run_async(run_script(self.scripts, name, calls), self)
@@ -197,7 +175,7 @@ class AsyncClusterTransport:
                 sha = await self.client.execute_command("SCRIPT LOAD", script.source, target_nodes=node)
             except TRANSIENT:
                 continue
-            _check_sha(script, sha)
+            check_sha(script, sha)
             loaded += 1
         if not loaded:
             raise RedisUnavailableError(f"no cluster node is reachable to load {script.name}")
@@ -230,10 +208,3 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
         except redis.exceptions.ResponseError as e:  # raised after its reply was read in full
             replies.append(e)
     return replies
-
-
-def _check_sha(script: LoadedScript, sha: Any) -> None:
-    if isinstance(sha, bytes):
-        sha = sha.decode()
-    if sha != script.sha:
-        raise ScriptError(f"Redis computed SHA {sha} for {script.name}, expected {script.sha}")
