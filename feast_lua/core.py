@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from . import topology
 from .errors import ConfigurationError, SchemaError, UnknownFeatureError, UnknownTableError
@@ -50,21 +51,13 @@ class ClientCore:
         max_bytes_per_write: int = DEFAULT_MAX_BYTES_PER_WRITE,
         registry_ttl: float = 1.0,
     ):
-        limits = {"max_cells_per_call": max_cells_per_call, "max_keys_per_call": max_keys_per_call,
-                  "max_rows_per_write": max_rows_per_write, "max_cells_per_write": max_cells_per_write,
-                  "max_bytes_per_write": max_bytes_per_write}
-        for name, value in limits.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        # The blocking budget: big requests become several calls, each atomic and short.
+        set_limits(self, max_cells_per_call=max_cells_per_call, max_keys_per_call=max_keys_per_call,
+                   max_rows_per_write=max_rows_per_write, max_cells_per_write=max_cells_per_write,
+                   max_bytes_per_write=max_bytes_per_write)
         self.scripts = scripts
         self.slot_of = slot_of  # None on one server; a key -> hash slot function on a cluster
         self.project = check_name("project", project)
-        # The blocking budget: big requests become several calls, each atomic and short.
-        self.max_cells_per_call = max_cells_per_call
-        self.max_keys_per_call = max_keys_per_call
-        self.max_rows_per_write = max_rows_per_write
-        self.max_cells_per_write = max_cells_per_write
-        self.max_bytes_per_write = max_bytes_per_write
         self.registry = RegistryStore(scripts, registry_ttl)
         self._ref_plans: dict[tuple, RefPlan] = {}
 
@@ -104,9 +97,7 @@ class ClientCore:
             # Another client may have applied the table since this one cached the registry.
             return plan_refs((yield from self.registry.get(project, refresh=True)), refs, max_age)
         if key:
-            if len(self._ref_plans) >= REF_PLAN_CACHE_SIZE:
-                self._ref_plans.clear()
-            self._ref_plans[key] = plan
+            remember(self._ref_plans, key, plan)
         return plan
 
     def apply(self, objects: Iterable[Entity | FeatureTable] | Entity | FeatureTable,
@@ -157,6 +148,21 @@ class ClientCore:
 
     def project_name(self, project: str | None) -> str:
         return self.project if project is None else check_name("project", project)
+
+
+def set_limits(core: Any, **limits: Any) -> None:
+    """Sets a core's per-call limits, each a positive integer (ConfigurationError names it)."""
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        setattr(core, name, value)
+
+
+def remember(cache: dict, key: Any, plan: Any) -> None:
+    """Caches a ref plan; a full cache starts over, since a serving loop asks for few shapes."""
+    if len(cache) >= REF_PLAN_CACHE_SIZE:
+        cache.clear()
+    cache[key] = plan
 
 
 def core_attribute(name: str) -> property:

@@ -22,8 +22,7 @@ import redis as redis_py
 from .. import topology
 from ..cluster import ClusterTransport
 from ..connect import check_binary, is_cluster
-from ..core import core_attribute
-from ..errors import ConfigurationError
+from ..core import core_attribute, remember, set_limits
 from ..ingest import IngestResult
 from ..loader import ScriptLoader
 from ..ops import Flow, run_script, run_sync
@@ -40,8 +39,6 @@ from .write_plan import (
     plan_write,
 )
 
-REF_PLAN_CACHE_SIZE = 256
-
 
 class FeastLayoutCore:
     """Definitions, limits and the plan cache of a Feast-layout client, and its flows."""
@@ -49,19 +46,11 @@ class FeastLayoutCore:
     def __init__(self, definitions: FeastDefinitions, scripts: dict, slot_of: topology.SlotOf | None,
                  max_cells_per_call: int, max_keys_per_call: int, max_rows_per_write: int,
                  max_cells_per_write: int):
-        for name, value in (("max_cells_per_call", max_cells_per_call),
-                            ("max_keys_per_call", max_keys_per_call),
-                            ("max_rows_per_write", max_rows_per_write),
-                            ("max_cells_per_write", max_cells_per_write)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        set_limits(self, max_cells_per_call=max_cells_per_call, max_keys_per_call=max_keys_per_call,
+                   max_rows_per_write=max_rows_per_write, max_cells_per_write=max_cells_per_write)
         self.definitions = definitions
         self.scripts = scripts
         self.slot_of = slot_of
-        self.max_cells_per_call = max_cells_per_call
-        self.max_keys_per_call = max_keys_per_call
-        self.max_rows_per_write = max_rows_per_write
-        self.max_cells_per_write = max_cells_per_write
         self._ref_plans: dict[tuple[str, ...], FeastRefPlan] = {}
 
     def get_online_features(self, feature_refs: Sequence[str],
@@ -89,9 +78,7 @@ class FeastLayoutCore:
         if plan is None:
             plan = plan_refs(self.definitions, feature_refs)
             if cache_key is not None:
-                if len(self._ref_plans) >= REF_PLAN_CACHE_SIZE:
-                    self._ref_plans.clear()
-                self._ref_plans[cache_key] = plan
+                remember(self._ref_plans, cache_key, plan)
         return plan
 
 
