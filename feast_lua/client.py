@@ -176,8 +176,6 @@ class Client:
         max_cells_per_write and max_bytes_per_write (and one slot each on a cluster), each
         atomic; all rows are validated before the first call.
         """
-        if isinstance(rows, Mapping):  # push's single event; write_rows wants a list
-            rows = [rows]
         return run_sync(self._core.write_rows(table, rows, project, ttl), self.loader)
 
     def push(

@@ -21,7 +21,7 @@ import redis as redis_py
 
 from .. import topology
 from ..cluster import ClusterTransport
-from ..connect import check_binary, is_cluster
+from ..connect import Options, check_binary, is_cluster, open_sync
 from ..core import core_attribute, remember, set_limits
 from ..ingest import IngestResult
 from ..loader import ScriptLoader
@@ -101,8 +101,6 @@ class FeastLayoutClient:
         max_cells_per_write: int = DEFAULT_MAX_CELLS_PER_WRITE,
     ):
         if isinstance(redis, str):
-            from ..connect import Options, open_sync
-
             redis = open_sync(Options(url=redis))
         check_binary(redis)
         self.redis = redis
